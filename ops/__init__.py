@@ -1,0 +1,1 @@
+"""gridwatch operations: the `gridwatch` CLI, topic administration, benchmarks."""

@@ -1,0 +1,16 @@
+"""The `gridwatch` command line: one group, subcommands declared next to what they drive."""
+
+from __future__ import annotations
+
+import click
+
+from ops.cmd_grids import grids
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gridwatch")
+def main() -> None:
+    """gridwatch: event-driven early warning for grid governance (网格化治理)."""
+
+
+main.add_command(grids)
