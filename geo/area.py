@@ -32,11 +32,10 @@ def grids_in_area(locator: Locator, polygon: BaseGeometry, min_share: float = 0.
     cand = np.sort(locator.index.tree.query(polygon, predicate="intersects"))
     if not len(cand):
         return []
-    poly_m = locator.to_metric(np.array([polygon], dtype=object))[0]
-    grids_m = locator.grid_geoms_metric[cand]
-    inter = shapely.area(shapely.intersection(grids_m, poly_m))
-    grid_area = shapely.area(grids_m)
-    total = max(poly_m.area, 1e-12)
+    # intersect in WGS84 (exact shared edges), measure areas in metres
+    inter = shapely.area(locator.to_metric(shapely.intersection(locator.grid_geoms[cand], polygon)))
+    grid_area = shapely.area(locator.grid_geoms_metric[cand])
+    total = max(locator.to_metric(np.array([polygon], dtype=object))[0].area, 1e-12)
     hits = []
     for i, a, g in zip(cand.tolist(), inter.tolist(), grid_area.tolist(), strict=True):
         share = a / g if g > 0 else 0.0

@@ -36,6 +36,7 @@ class PolygonIndex:
         n = len(self.geoms)
         if n == 0:
             self.x0 = self.y0 = 0.0
+            self.x1 = self.y1 = 0.0
             self.nx = self.ny = 1
             self.dx = self.dy = 1.0
             self.owner = np.full(1, NONE, dtype=np.int32)
@@ -53,6 +54,7 @@ class PolygonIndex:
         self.dx = w / self.nx
         self.dy = h / self.ny
         self.x0, self.y0 = xmin, ymin
+        self.x1, self.y1 = xmax, ymax
         ix, iy = np.meshgrid(np.arange(self.nx), np.arange(self.ny))
         ix, iy = ix.ravel(), iy.ravel()
         boxes = shapely.box(xmin + ix * self.dx, ymin + iy * self.dy,
@@ -88,8 +90,8 @@ class PolygonIndex:
         ix = np.floor((x - self.x0) / self.dx).astype(np.int64)
         iy = np.floor((y - self.y0) / self.dy).astype(np.int64)
         # points exactly on the max edge belong to the last cell
-        ix = np.where(ix == self.nx, self.nx - 1, ix)
-        iy = np.where(iy == self.ny, self.ny - 1, iy)
+        ix = np.where(x == self.x1, self.nx - 1, ix)
+        iy = np.where(y == self.y1, self.ny - 1, iy)
         valid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
         return np.where(valid, iy * self.nx + ix, -1)
 
@@ -142,10 +144,10 @@ class PolygonIndex:
         """Scalar fast path for one point (no numpy temporaries)."""
         ix = int((x - self.x0) // self.dx)
         iy = int((y - self.y0) // self.dy)
-        if ix == self.nx:
-            ix -= 1
-        if iy == self.ny:
-            iy -= 1
+        if x == self.x1:
+            ix = self.nx - 1
+        if y == self.y1:
+            iy = self.ny - 1
         if ix < 0 or iy < 0 or ix >= self.nx or iy >= self.ny:
             return NONE
         cell = iy * self.nx + ix

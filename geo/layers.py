@@ -211,7 +211,10 @@ def write_atlas(atlas: Atlas, path: str, precision: int = 7) -> None:
         raise LayerReadError(f"{path}: atlas output must be .geojson or .gpkg")
     features = []
     for kind, gdf in layers.items():
-        rounded = gdf.set_geometry(shapely.set_precision(gdf.geometry.values, 10.0**-precision))
+        geoms = gdf.geometry.to_numpy().copy()
+        valid = shapely.is_valid(geoms)  # invalid ones are written as they are, to be reported
+        geoms[valid] = shapely.set_precision(geoms[valid], 10.0**-precision)
+        rounded = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
         features.extend(_feature_rows(kind, rounded, precision))
     doc = {"type": "FeatureCollection", "name": "gridwatch-atlas",
            "meta": atlas.meta, "features": features}
