@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ops.cmd_grids import grids
+from ops.cmd_runtime import broker, devices, topics, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,4 +14,5 @@ def main() -> None:
     """gridwatch: event-driven early warning for grid governance (网格化治理)."""
 
 
-main.add_command(grids)
+for _cmd in (grids, broker, worker, topics, devices):
+    main.add_command(_cmd)

@@ -1,0 +1,172 @@
+"""`gridwatch broker|worker|topics|devices`: run and provision the pipeline."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import click
+import orjson
+
+from ops.cli_util import emit_json, readable_errors
+from pipeline.errors import GridwatchError
+from pipeline.settings import Settings
+
+
+def settings_from(ctx: click.Context | None = None, **overrides: object) -> Settings:
+    """Settings from the environment plus CLI overrides that were given."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings.from_env(**given)  # type: ignore[arg-type]
+    except GridwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def runtime_errors(fn):  # type: ignore[no-untyped-def]
+    """Turn gridwatch's own user-facing errors into one-line CLI errors."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*a, **k)
+        except GridwatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return readable_errors(wrapper)
+
+
+broker_opt = click.option("--broker", help="Kafka bootstrap servers (env GRIDWATCH_BROKER).")
+prefix_opt = click.option("--prefix", "topic_prefix", help="Topic prefix (GRIDWATCH_TOPIC_PREFIX).")
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: a free one).")
+@runtime_errors
+def broker(port: int | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu) until Ctrl-C."""
+    from pipeline.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port) as b:
+        click.echo(f"embedded broker listening on {b.bootstrap} (memory only); Ctrl-C stops it")
+        click.echo(f"export GRIDWATCH_BROKER={b.bootstrap} GRIDWATCH_EMBEDDED=true")
+        stop = {"now": False}
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        try:
+            while not stop["now"] and b.proc and b.proc.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+@click.command()
+@broker_opt
+@prefix_opt
+@click.option("--atlas", type=click.Path(dir_okay=False), help="Atlas file (GRIDWATCH_ATLAS).")
+@click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
+              help="Devices file loaded at start (GRIDWATCH_DEVICES_FILE).")
+@runtime_errors
+def worker(broker: str | None, topic_prefix: str | None, atlas: str | None,
+           devices_file: str | None) -> None:
+    """Run one pipeline worker (faust); refuses to start if topics are not ready."""
+    from pipeline.app import run_worker
+    from pipeline.logs import configure
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix, atlas=atlas,
+                      devices_file=devices_file)
+    configure(s.log_level)
+    run_worker(s)
+
+
+@click.group()
+def topics() -> None:
+    """The topic registry: create, list, describe."""
+
+
+@topics.command("create")
+@broker_opt
+@prefix_opt
+@click.option("--json", "as_json", is_flag=True)
+@runtime_errors
+def topics_create(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
+    """Create every registry topic that is missing (idempotent)."""
+    from topics.admin import create
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    made = create(s)
+    if as_json:
+        emit_json({"created": made})
+    else:
+        click.echo(f"created {len(made)} topic(s)" + (": " + ", ".join(made) if made else ""))
+
+
+@topics.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def topics_list(as_json: bool) -> None:
+    """The registry (no broker needed): name, key, partitions, retention, schema."""
+    from topics.registry import TOPICS
+
+    s = settings_from()
+    rows = [{"topic": t.full_name(s.topic_prefix), "key": t.key,
+             "partitions": t.partition_count(s.partitions),
+             "cleanup": "compact" if t.compacted else f"delete after {t.retention_ms // 86400000}d",
+             "schema": f"topics/schemas/{t.schema}", "description": t.description}
+            for t in TOPICS]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['topic']:32} key={r['key']:16} p={r['partitions']:<3} {r['cleanup']:18} "
+                   f"{r['description']}")
+
+
+@topics.command("describe")
+@broker_opt
+@prefix_opt
+@click.option("--json", "as_json", is_flag=True)
+@runtime_errors
+def topics_describe(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
+    """What the broker has for each registry topic; exit 1 if any is missing or wrong."""
+    from topics.admin import as_rows, describe
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    rows = as_rows(describe(s))
+    if as_json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            state = "ok" if r["ok"] else ("MISSING" if r["partitions"] is None else "WRONG")
+            click.echo(f"{r['topic']:32} {state:8} partitions={r['partitions']} "
+                       f"(registry {r['expected']}){' compacted' if r['compacted'] else ''}")
+    if not all(r["ok"] for r in rows):
+        sys.exit(1)
+
+
+@click.group()
+def devices() -> None:
+    """The device registry (devices.v1)."""
+
+
+@devices.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+@broker_opt
+@prefix_opt
+@click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
+              help="Envelope time for the registrations.")
+@runtime_errors
+def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
+    """Validate a devices file (JSON, JSON Lines, CSV) and publish it to devices.v1."""
+    from kafka import KafkaProducer
+
+    from pipeline.devices import device_envelope, load_devices_file
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    rows = load_devices_file(path)
+    producer = KafkaProducer(**s.kafka_python_config())
+    for row in rows:
+        producer.send(s.topic("devices.v1"), key=row["device_id"].encode(),
+                      value=orjson.dumps(device_envelope(row, at)))
+    producer.flush()
+    producer.close()
+    click.echo(f"published {len(rows)} device(s) to {s.topic('devices.v1')}")

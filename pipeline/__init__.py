@@ -1,0 +1,1 @@
+"""gridwatch pipeline: settings, envelope, ingest core, faust app, embedded broker."""

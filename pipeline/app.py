@@ -1,0 +1,146 @@
+"""The faust application: `create_app(settings)` builds it; agents only move messages.
+
+Agents (grouped by concern):
+- ingest: ``reports.v1`` and ``pings.v1`` -> `IngestCore` -> ``located.v1`` (keyed by grid id),
+  ``unlocated.v1``, ``dlq.v1``. Batched with ``stream.take_events`` and vectorised location.
+- registry: a follower of the compacted ``devices.v1`` topic (see pipeline.devices).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from geo.layers import load_atlas
+from geo.locate import Locator
+from pipeline.devices import DeviceFollower, load_devices_file
+from pipeline.errors import ConfigError
+from pipeline.ingest import IngestCore, RawRecord
+from pipeline.logs import get_logger
+from pipeline.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """What the agents share inside one worker process."""
+
+    settings: Settings
+    core: IngestCore
+    follower: DeviceFollower
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol.startswith("SASL"):
+        ssl_context = None
+        if settings.security_protocol == "SASL_SSL":
+            import ssl
+
+            ssl_context = ssl.create_default_context(cafile=settings.ssl_cafile)
+        return faust.SASLCredentials(username=settings.sasl_username,
+                                     password=settings.sasl_password,
+                                     mechanism=settings.sasl_mechanism, ssl_context=ssl_context)
+    if settings.security_protocol == "SSL":
+        import ssl
+
+        return faust.SSLCredentials(ssl.create_default_context(cafile=settings.ssl_cafile))
+    return None
+
+
+def build_core(settings: Settings) -> IngestCore:
+    """The ingest core with the atlas and any devices file loaded."""
+    if not settings.atlas:
+        raise ConfigError("GRIDWATCH_ATLAS is not set: point it at an atlas file "
+                          "(gridwatch grids generate -o grids.geojson)")
+    locator = Locator(load_atlas(settings.atlas), snap_m=settings.snap_m)
+    devices: dict[str, dict] = {}
+    if settings.devices_file:
+        devices.update({d["device_id"]: d for d in load_devices_file(settings.devices_file)})
+    return IngestCore(locator, settings, devices)
+
+
+def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
+    """Build the gridwatch faust app for these settings."""
+    timeouts: dict[str, Any] = {}
+    if settings.embedded:
+        timeouts = dict(broker_rebalance_timeout=6.0, broker_session_timeout=6.0,
+                        broker_heartbeat_interval=1.0, broker_max_poll_interval=10.0)
+    Path(settings.data_dir, "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b}" for b in settings.broker.split(",")],
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_linger_ms=5,
+        producer_max_request_size=max(1_048_576, settings.max_message_bytes * 4),
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        broker_commit_every=settings.batch_size,
+        broker_commit_interval=1.0,
+        datadir=f"{settings.data_dir}/faust",
+        **timeouts,
+    )
+    core = core or build_core(settings)
+    follower = DeviceFollower(settings.topic("devices.v1"), settings.kafka_python_config(),
+                              core.devices, settings.max_message_bytes)  # type: ignore[arg-type]
+    runtime = Runtime(settings, core, follower)
+    app.gridwatch = runtime  # type: ignore[attr-defined]
+    log = get_logger(component="ingest")
+    out_names = {short: settings.topic(short)
+                 for short in ("located.v1", "unlocated.v1", "dlq.v1")}
+
+    async def ingest(stream: Any, short: str) -> None:
+        await follower.ready.wait()
+        async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
+            records = [RawRecord(short, e.message.partition, e.message.offset,
+                                 int(e.message.timestamp * 1000) if e.message.timestamp else None,
+                                 e.message.key, e.message.value) for e in events]
+            outputs = core.process(records)
+            futures = [await app.producer.send(out_names[o.topic], o.key, o.value, None,
+                                               o.timestamp_ms / 1000.0 if o.timestamp_ms
+                                               else None, None)
+                       for o in outputs]
+            await asyncio.gather(*futures)  # delivered before these offsets are committed
+            if outputs and any(o.topic == "dlq.v1" for o in outputs):
+                log.info("dlq", topic=settings.topic(short), count=sum(
+                    o.topic == "dlq.v1" for o in outputs), first_offset=records[0].offset,
+                    partition=records[0].partition)
+
+    for short in ("reports.v1", "pings.v1"):
+        topic = app.topic(settings.topic(short), key_serializer="raw", value_serializer="raw",
+                          partitions=settings.partitions)
+
+        async def agent(stream: Any, _short: str = short) -> None:
+            await ingest(stream, _short)
+
+        agent.__name__ = f"ingest_{short.split('.')[0]}"
+        app.agent(topic, name=f"gridwatch.ingest.{short}")(agent)
+
+    @app.task
+    async def follow_devices() -> None:
+        await follower.run()
+
+    @app.timer(interval=10.0)
+    async def report_stats() -> None:
+        s = core.stats
+        log.info("stats", inputs=s.inputs, located=s.located, unlocated=s.unlocated, dlq=s.dlq,
+                 devices=len(core.devices))
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Check topics, then run one faust worker until SIGINT/SIGTERM."""
+    from topics.admin import check
+
+    check(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel="WARNING" if settings.log_level != "debug" else "INFO",
+                          quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

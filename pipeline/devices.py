@@ -1,0 +1,126 @@
+"""Device registry (设备台账): fixed sensors' locations, so their pings need no coordinates.
+
+Sources: a file (JSON list, JSON Lines or CSV with device_id, kind, lon, lat, ...) loaded at
+start, and the compacted ``devices.v1`` topic, which every worker follows from the beginning
+over all partitions (the registry is small and every worker needs all of it). A null value
+deletes a device. Agents wait until the follower has caught up before their first batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from pipeline.envelope import validator
+from pipeline.errors import ConfigError
+
+_NUMERIC = {"lon", "lat"}
+_INTEGER = {"heartbeat_s"}
+
+
+def load_devices_file(path: str) -> list[dict]:
+    """Read and validate a devices file; ConfigError names the first bad row."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{path}: no such devices file")
+    raw = p.read_bytes()
+    rows: list[Any]
+    try:
+        if p.suffix.lower() == ".csv":
+            reader = csv.DictReader(raw.decode("utf-8").splitlines())
+            rows = []
+            for r in reader:
+                row: dict[str, Any] = {k: v for k, v in r.items() if v not in (None, "")}
+                for k in _NUMERIC & row.keys():
+                    row[k] = float(row[k])
+                for k in _INTEGER & row.keys():
+                    row[k] = int(row[k])
+                rows.append(row)
+        elif p.suffix.lower() == ".jsonl":
+            rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+        else:
+            rows = orjson.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse ({exc})")
+    if not isinstance(rows, list):
+        raise ConfigError(f"{path}: expected a list of devices")
+    check = validator("device.json")
+    for n, row in enumerate(rows, 1):
+        try:
+            check(row)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise ConfigError(f"{path}: device {n}: {exc.message}")
+    return rows
+
+
+def device_envelope(row: dict, time: str) -> dict:
+    """The devices.v1 envelope for one registration."""
+    return {"specversion": "1.0", "id": f"device:{row['device_id']}", "source": "gridwatch/devices",
+            "type": "gridwatch.device.v1", "time": time, "datacontenttype": "application/json",
+            "subject": row["device_id"], "data": row}
+
+
+class DeviceFollower:
+    """Follows devices.v1 over all partitions into a dict (an aiokafka consumer, no group)."""
+
+    def __init__(self, topic: str, kafka_config: dict[str, Any], registry: dict[str, dict],
+                 max_bytes: int) -> None:
+        self.topic = topic
+        self.kafka_config = kafka_config
+        self.registry = registry
+        self.max_bytes = max_bytes
+        self.ready = asyncio.Event()
+        self.rejected = 0
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one devices.v1 record (a null value deletes)."""
+        if value is None:
+            if key is not None:
+                self.registry.pop(key.decode("utf-8", "replace"), None)
+            return
+        from pipeline.envelope import decode
+        from pipeline.errors import Rejected
+
+        try:
+            doc = decode("devices.v1", value, self.max_bytes)
+        except Rejected:
+            self.rejected += 1  # the ingest agent for devices.v1 is not needed: count and skip
+            return
+        self.registry[doc["data"]["device_id"]] = doc["data"]
+
+    async def run(self) -> None:
+        """Catch up, set `ready`, then keep following until cancelled."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka_config["bootstrap_servers"],
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    group_id=None)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(self.topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps) if tps else {}
+            pos = {tp: 0 for tp in tps}
+            if all(end[tp] == 0 for tp in tps):
+                self.ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, msgs in batch.items():
+                    for m in msgs:
+                        self.apply(m.key, m.value)
+                    if msgs:
+                        pos[tp] = msgs[-1].offset + 1
+                if not self.ready.is_set() and all(pos[tp] >= end[tp] for tp in tps):
+                    self.ready.set()
+        finally:
+            await consumer.stop()

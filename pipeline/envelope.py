@@ -1,0 +1,117 @@
+"""Envelope (CloudEvents 1.0 attribute names) decoding, validation and construction.
+
+Decoding is strict and fast: orjson, then compiled fastjsonschema validators for the envelope
+and for the data body of the type the topic carries. Any failure raises `Rejected` with a DLQ
+code and a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from pipeline.errors import Rejected
+from topics.registry import BY_NAME, SCHEMA_DIR
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: absolute bounds on any event time, whatever the record timestamp says
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+#: event type expected on each input topic (short name)
+INPUT_TYPES = {"reports.v1": "gridwatch.report.v1", "pings.v1": "gridwatch.ping.v1",
+               "devices.v1": "gridwatch.device.v1"}
+
+
+@cache
+def validator(schema_file: str) -> Any:
+    """A compiled validator for one schema file of topics/schemas."""
+    schema = orjson.loads((SCHEMA_DIR / schema_file).read_bytes())
+    return fastjsonschema.compile(schema)
+
+
+def _schema_reason(exc: fastjsonschema.JsonSchemaValueException, where: str) -> str:
+    path = exc.name.replace("data.", "", 1) if exc.name != "data" else "(root)"
+    msg = exc.message.replace(exc.name, path) if exc.name else exc.message
+    return f"{where}: {msg}"
+
+
+def parse_time(value: str, field: str) -> datetime:
+    """ISO 8601 with an offset (``Z`` or ``+08:00``); naive times are refused."""
+    try:
+        t = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise Rejected("bad_time", f"{field}={value!r} is not an ISO 8601 time")
+    if t.tzinfo is None:
+        raise Rejected("bad_time", f"{field}={value!r} has no UTC offset (e.g. +08:00)")
+    if not MIN_TIME <= t < MAX_TIME:
+        raise Rejected("time_out_of_range", f"{field}={value} is outside 2000..2100")
+    return t
+
+
+def iso(t: datetime) -> str:
+    """Canonical UTC form used in every output: ``2026-07-01T08:00:00.000Z``."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def iso_ms(ms: int) -> str:
+    """Canonical UTC form of epoch milliseconds."""
+    return iso(datetime.fromtimestamp(ms / 1000.0, UTC))
+
+
+def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
+    """Bytes -> validated envelope dict for an input topic, or raise `Rejected`."""
+    if value is None:
+        raise Rejected("not_json", "empty record value (null)")
+    if len(value) > max_bytes:
+        raise Rejected("too_large", f"record is {len(value)} bytes; the limit is {max_bytes}")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("not_json", f"not JSON: {exc}")
+    if not isinstance(doc, dict):
+        raise Rejected("not_object", f"expected a JSON object, got {type(doc).__name__}")
+    try:
+        validator("envelope.json")(doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise Rejected("bad_envelope", _schema_reason(exc, "envelope"))
+    want = INPUT_TYPES[topic_short]
+    if doc["type"] != want:
+        raise Rejected("unknown_type", f"type {doc['type']!r} does not belong on {topic_short} "
+                                       f"(expected {want})")
+    try:
+        validator(BY_NAME[topic_short].schema)(doc["data"])
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise Rejected("bad_data", _schema_reason(exc, "data"))
+    return doc
+
+
+def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None = None,
+               source: str = "gridwatch") -> dict:
+    """An output envelope; `id_` must be deterministic so redeliveries can be recognised."""
+    ev = {"specversion": "1.0", "id": id_, "source": source, "type": type_, "time": time,
+          "datacontenttype": "application/json", "data": data}
+    if subject is not None:
+        ev["subject"] = subject
+    return ev
+
+
+def dlq_event(topic: str, partition: int, offset: int, timestamp_ms: int | None,
+              key: bytes | None, value: bytes | None, code: str, reason: str,
+              retriable: bool = False, redrive_count: int = 0) -> dict:
+    """The DLQ record for a rejected input: original bytes, position, code, reason."""
+    data = {"code": code, "reason": reason[:2000], "retriable": retriable,
+            "source": {"topic": topic, "partition": partition, "offset": offset,
+                       "timestamp_ms": timestamp_ms},
+            "original_b64": base64.b64encode(value or b"").decode(),
+            "original_key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "redrive_count": redrive_count}
+    when = iso_ms(timestamp_ms) if timestamp_ms is not None else iso(EPOCH)
+    return make_event("gridwatch.dlq.v1", f"dlq:{topic}:{partition}:{offset}", when, data,
+                      subject=code)

