@@ -17,7 +17,7 @@ Metric work (distances, buffers, areas) uses a UTM zone picked from the data's c
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,7 +29,7 @@ _INVERSE_TOLERANCE_DEG = 1e-9
 _INVERSE_MAX_ITER = 30
 
 
-class Crs(str, Enum):
+class Crs(StrEnum):
     """Coordinate systems accepted on input (the `crs` field of a report)."""
 
     WGS84 = "wgs84"

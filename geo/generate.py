@@ -173,7 +173,7 @@ def generate_atlas(boundary: BaseGeometry, adcode: str, name: str,
                 grid_rows.append({"id": f"{ccode}{g + 1:03d}", "parent": ccode, "level": "grid",
                                   "name": f"{comm['name']}第{g + 1}网格", "geometry": gcell,
                                   "households": hh,
-                                  "population": int(round(hh * opts.persons_per_household))})
+                                  "population": round(hh * opts.persons_per_household)})
     gov = gpd.GeoDataFrame(rows + grid_rows, geometry="geometry", crs="EPSG:4326")
     hh_by_parent: dict[str, int] = {}
     for r in grid_rows:
@@ -188,7 +188,7 @@ def generate_atlas(boundary: BaseGeometry, adcode: str, name: str,
     gov["households"] = [int(totals.get(c, h) if lv != "grid" else h)
                          for c, lv, h in zip(gov["id"], gov["level"],
                                              gov["households"].fillna(0), strict=True)]
-    gov["population"] = [int(round(h * opts.persons_per_household)) for h in gov["households"]]
+    gov["population"] = [round(h * opts.persons_per_household) for h in gov["households"]]
     n_police = max(1, round(len(grid_rows) / opts.grids_per_police))
     police = gpd.GeoDataFrame(
         [{"id": f"{adcode}J{i + 1:04d}", "parent": None, "level": "police",

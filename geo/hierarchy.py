@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -29,7 +31,7 @@ def derive_parents(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ranks = np.array([level_rank(lv) for lv in out["level"]])
     present = sorted(set(ranks.tolist()))
     parents = list(out["parent"])
-    for upper, lower in zip(present, present[1:], strict=False):
+    for upper, lower in itertools.pairwise(present):
         up = out[ranks == upper].sort_values("id")
         low_pos = np.flatnonzero((ranks == lower) & np.array([p is None for p in parents]))
         if not len(up) or not len(low_pos):

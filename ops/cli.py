@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ops.cmd_grids import grids
-from ops.cmd_runtime import broker, devices, topics, worker
+from ops.cmd_runtime import broker, demo, devices, topics, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,5 +14,9 @@ def main() -> None:
     """gridwatch: event-driven early warning for grid governance (网格化治理)."""
 
 
-for _cmd in (grids, broker, worker, topics, devices):
+for _cmd in (grids, broker, worker, topics, devices, demo):
     main.add_command(_cmd)
+
+
+if __name__ == "__main__":
+    main()

