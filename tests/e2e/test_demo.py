@@ -1,0 +1,22 @@
+"""`gridwatch demo --duration` on a fresh work directory: exits 0 with its JSON summary."""
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_with_duration_prints_a_summary(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--duration", "45", "--quiet",
+                          "--rate", "300", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
+    summary = orjson.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["events_in"] > 1000
+    assert summary["all_accounted_for"]
+    assert summary["located"] > 0 and summary["dlq"] > 0 and summary["unlocated"] > 0
+    assert summary["expected"]["dlq"] == summary["dlq"]
+    assert summary["first_output_after_s"] < 60
