@@ -58,7 +58,7 @@ class Pipeline:
                     GRIDWATCH_BATCH_WITHIN_S="0.02")
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
+        log = open(self.workdir / f"{name}.log", "ab")
         return subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"], env=self.env(),
                                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                 start_new_session=True)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
 from kafka.partitioner.default import murmur2
 
 from pipeline.devices import device_envelope
+from pipeline.settings import Settings
+from tests.integration.conftest import Pipeline
 from tests.unit.pipeline.helpers import T0_MS, ping, report
+from topics.admin import create
 
 pytestmark = pytest.mark.integration
 
@@ -18,11 +23,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def running(broker, atlas_file, tmp_path_factory):
     """One pipeline namespace with a worker for the whole module."""
-    from tests.integration.conftest import Pipeline
-    from pipeline.settings import Settings
-    from topics.admin import create
-    import os
-
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"itmod.{os.getpid()}.",
                           embedded=True)
     create(s)
@@ -84,8 +84,6 @@ def test_a_third_party_librdkafka_client_reads_located(running):
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([running.settings.topic("located.v1")])
     seen = {}
-    import time
-
     deadline = time.monotonic() + 60
     while "R9" not in seen and time.monotonic() < deadline:
         m = c.poll(1.0)
@@ -108,8 +106,6 @@ def test_worker_refuses_to_start_without_topics(make_pipeline):
 
 def test_worker_refuses_mis_partitioned_topics(make_pipeline):
     from kafka.admin import KafkaAdminClient, NewTopic
-
-    from topics.admin import create
 
     p = make_pipeline(create_topics=False)
     admin = KafkaAdminClient(bootstrap_servers=p.settings.broker)
