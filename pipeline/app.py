@@ -1,27 +1,33 @@
 """The faust application: `create_app(settings)` builds it; agents only move messages.
 
-Agents (grouped by concern):
+Concerns:
 - ingest: ``reports.v1`` and ``pings.v1`` -> `IngestCore` -> ``located.v1`` (keyed by grid id),
-  ``unlocated.v1``, ``dlq.v1``. Batched with ``stream.take_events`` and vectorised location.
+  ``unlocated.v1``, ``dlq.v1``, vectorised per batch. Engine ``batch`` (default,
+  pipeline.batch_ingest) or ``agent`` (faust agents with ``stream.take_events``); a batch size
+  of 1 with the agent engine is the naive one-event-at-a-time baseline of the benchmark.
 - registry: a follower of the compacted ``devices.v1`` topic (see pipeline.devices).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
+from aiokafka import AIOKafkaProducer
 
 from geo.layers import load_atlas
 from geo.locate import Locator
+from pipeline.batch_ingest import BatchIngest
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestCore, RawRecord
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
+from pipeline.sink import BatchSink
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Runtime:
     settings: Settings
     core: IngestCore
     follower: DeviceFollower
+    clock_tick: int | None = None
 
 
 def _credentials(settings: Settings) -> Any:
@@ -48,6 +55,27 @@ def _credentials(settings: Settings) -> Any:
 
         return faust.SSLCredentials(ssl.create_default_context(cafile=settings.ssl_cafile))
     return None
+
+
+def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """Connection settings for gridwatch's own aiokafka clients."""
+    cfg: dict[str, Any] = {"bootstrap_servers": settings.broker.split(","),
+                           "security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        cfg.update(sasl_mechanism=settings.sasl_mechanism,
+                   sasl_plain_username=settings.sasl_username,
+                   sasl_plain_password=settings.sasl_password)
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        cfg["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    return cfg
+
+
+def quiet_client_logs() -> None:
+    """Kafka clients log every record at DEBUG; keep them at WARNING on the hot path."""
+    for name in ("aiokafka", "kafka", "faust", "mode"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def build_core(settings: Settings) -> IngestCore:
@@ -87,7 +115,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         **timeouts,
     )
     core = core or build_core(settings)
-    follower = DeviceFollower(settings.topic("devices.v1"), settings.kafka_python_config(),
+    follower = DeviceFollower(settings.topic("devices.v1"), aiokafka_config(settings),
                               core.devices, settings.max_message_bytes)  # type: ignore[arg-type]
     runtime = Runtime(settings, core, follower)
     app.gridwatch = runtime  # type: ignore[attr-defined]
@@ -95,24 +123,47 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     out_names = {short: settings.topic(short)
                  for short in ("located.v1", "unlocated.v1", "dlq.v1")}
 
+    sink_box: dict[str, BatchSink] = {}
+
+    async def get_sink() -> BatchSink:
+        if "sink" not in sink_box:
+            producer = AIOKafkaProducer(**aiokafka_config(settings), linger_ms=5, acks=1,
+                                        max_batch_size=1 << 20,
+                                        max_request_size=max(1 << 21, settings.max_message_bytes * 4))
+            await producer.start()
+            sink_box["sink"] = BatchSink(producer, out_names,
+                                         {k: settings.partitions for k in out_names})
+        return sink_box["sink"]
+
     async def ingest(stream: Any, short: str) -> None:
+        quiet_client_logs()
         await follower.ready.wait()
+        sink = await get_sink()
         async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
             records = [RawRecord(short, e.message.partition, e.message.offset,
                                  int(e.message.timestamp * 1000) if e.message.timestamp else None,
                                  e.message.key, e.message.value) for e in events]
             outputs = core.process(records)
-            futures = [await app.producer.send(out_names[o.topic], o.key, o.value, None,
-                                               o.timestamp_ms / 1000.0 if o.timestamp_ms
-                                               else None, None)
-                       for o in outputs]
-            await asyncio.gather(*futures)  # delivered before these offsets are committed
+            if settings.batch_size == 1:  # the naive baseline: one awaited send per record
+                for o in outputs:
+                    await (await sink.producer.send(out_names[o.topic], o.value, key=o.key,
+                                                    timestamp_ms=o.timestamp_ms))
+            else:
+                await sink.send(outputs)  # acknowledged before these offsets are committed
             if outputs and any(o.topic == "dlq.v1" for o in outputs):
                 log.info("dlq", topic=settings.topic(short), count=sum(
                     o.topic == "dlq.v1" for o in outputs), first_offset=records[0].offset,
                     partition=records[0].partition)
 
-    for short in ("reports.v1", "pings.v1"):
+    if settings.ingest_engine == "batch":
+        @app.task
+        async def batch_ingest() -> None:
+            quiet_client_logs()
+            await follower.ready.wait()
+            await BatchIngest(settings, core, await get_sink(), follower,
+                              aiokafka_config(settings)).run()
+
+    for short in ("reports.v1", "pings.v1") if settings.ingest_engine == "agent" else ():
         topic = app.topic(settings.topic(short), key_serializer="raw", value_serializer="raw",
                           partitions=settings.partitions)
 
@@ -122,9 +173,26 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         agent.__name__ = f"ingest_{short.split('.')[0]}"
         app.agent(topic, name=f"gridwatch.ingest.{short}")(agent)
 
+    clock_topic = app.topic(settings.topic("clock.v1"), key_serializer="raw",
+                            value_serializer="raw", partitions=1)
+
+    @app.agent(clock_topic, name="gridwatch.clock")
+    async def clock(stream: Any) -> None:
+        """Track the latest event-time tick (the watermark the detectors advance from)."""
+        async for value in stream:
+            try:
+                runtime.clock_tick = orjson.loads(value)["data"]["tick"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.warning("bad_clock_tick", size=len(value or b""))
+
     @app.task
     async def follow_devices() -> None:
         await follower.run()
+
+    @app.on_before_shutdown.connect
+    async def close_sink(app: faust.App, **_: Any) -> None:
+        if "sink" in sink_box:
+            await sink_box["sink"].producer.stop()
 
     @app.timer(interval=10.0)
     async def report_stats() -> None:

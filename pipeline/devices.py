@@ -97,8 +97,7 @@ class DeviceFollower:
         """Catch up, set `ready`, then keep following until cancelled."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka_config["bootstrap_servers"],
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(**self.kafka_config, enable_auto_commit=False, auto_offset_reset="earliest",
                                     group_id=None)
         await consumer.start()
         try:

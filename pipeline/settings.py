@@ -68,6 +68,7 @@ class Settings:
     batch_size: int = 2000
     batch_within_s: float = 0.05
     embedded: bool = False
+    ingest_engine: str = "batch"  # "batch" (aiokafka getmany) or "agent" (faust take_events)
     data_dir: str = "var/gridwatch"
     log_level: str = "info"
     web_port: int = 6066
@@ -90,7 +91,11 @@ class Settings:
         proto = env.get("GRIDWATCH_SECURITY_PROTOCOL", "PLAINTEXT").upper()
         if proto not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             raise ConfigError(f"GRIDWATCH_SECURITY_PROTOCOL={proto!r} is not a Kafka protocol")
+        engine = env.get("GRIDWATCH_INGEST_ENGINE", cls.ingest_engine)
+        if engine not in ("batch", "agent"):
+            raise ConfigError(f"GRIDWATCH_INGEST_ENGINE={engine!r}: batch or agent")
         s = cls(
+            ingest_engine=engine,
             broker=env.get("GRIDWATCH_BROKER", cls.broker),
             topic_prefix=prefix,
             partitions=_int(env, "GRIDWATCH_PARTITIONS", cls.partitions, 1, 1024),

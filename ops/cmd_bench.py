@@ -1,0 +1,50 @@
+"""`gridwatch bench`: benchmarks that print figures and their baselines, never assert."""
+
+from __future__ import annotations
+
+import click
+
+from ops.cli_util import emit_json, readable_errors
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (figures and a baseline measured in the same run)."""
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    for section, values in result.items():
+        click.echo(f"{section}: {values}")
+
+
+@bench.command("geo")
+@click.option("--grids", type=click.IntRange(10, 200_000), default=10_000, show_default=True)
+@click.option("--points", type=click.IntRange(1000, 20_000_000), default=1_000_000,
+              show_default=True)
+@click.option("--adcode", default="410325", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def bench_geo(grids: int, points: int, adcode: str, as_json: bool) -> None:
+    """Points located per second and lookup latency vs sjoin and a per-point loop."""
+    from ops.bench_geo import run_geo_bench
+
+    _print(run_geo_bench(grids=grids, points=points, adcode=adcode), as_json)
+
+
+@bench.command("pipeline")
+@click.option("--events", type=click.IntRange(1000, 5_000_000), default=100_000,
+              show_default=True)
+@click.option("--rate", type=click.FloatRange(10, 100_000), default=5000.0, show_default=True,
+              help="Paced input rate for the latency figures.")
+@click.option("--seconds", type=click.FloatRange(1, 600), default=10.0, show_default=True)
+@click.option("--workdir", default="var/bench", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def bench_pipeline(events: int, rate: float, seconds: float, workdir: str, as_json: bool) -> None:
+    """Sustained events/s, latency p50/p99 and peak RSS, batched vs naive, on the embedded broker."""
+    from ops.bench_pipeline import run_pipeline_bench
+
+    _print(run_pipeline_bench(events=events, rate=rate, seconds=seconds, workdir=workdir), as_json)
