@@ -97,8 +97,8 @@ class DeviceFollower:
         """Catch up, set `ready`, then keep following until cancelled."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(**self.kafka_config, enable_auto_commit=False, auto_offset_reset="earliest",
-                                    group_id=None)
+        consumer = AIOKafkaConsumer(**self.kafka_config, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", group_id=None)
         await consumer.start()
         try:
             parts = consumer.partitions_for_topic(self.topic) or set()
