@@ -25,7 +25,7 @@ from pipeline.batch_ingest import BatchIngest
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestCore, RawRecord
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings
 from pipeline.sink import BatchSink
 
@@ -150,10 +150,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
                                                     timestamp_ms=o.timestamp_ms))
             else:
                 await sink.send(outputs)  # acknowledged before these offsets are committed
-            if outputs and any(o.topic == "dlq.v1" for o in outputs):
-                log.info("dlq", topic=settings.topic(short), count=sum(
-                    o.topic == "dlq.v1" for o in outputs), first_offset=records[0].offset,
-                    partition=records[0].partition)
+            log_rejections(log, outputs)
 
     if settings.ingest_engine == "batch":
         @app.task

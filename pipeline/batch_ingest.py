@@ -21,7 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 
 from pipeline.devices import DeviceFollower
 from pipeline.ingest import IngestCore, RawRecord
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings
 from pipeline.sink import BatchSink
 
@@ -77,6 +77,7 @@ class BatchIngest:
                     offsets[tp] = msgs[-1].offset + 1
                 outputs = self.core.process(records)
                 await self.sink.send(outputs)  # acknowledged: these offsets may be committed
+                log_rejections(self.log, outputs)
                 pending.update(offsets)
                 if commit_task is None or commit_task.done():
                     commit_task = asyncio.create_task(self._commit(consumer, dict(pending)))

@@ -93,12 +93,18 @@ def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
 
 
 def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None = None,
-               source: str = "gridwatch") -> dict:
-    """An output envelope; `id_` must be deterministic so redeliveries can be recognised."""
+               source: str = "gridwatch", trace: str | None = None) -> dict:
+    """An output envelope; `id_` must be deterministic so redeliveries can be recognised.
+
+    `trace` is the input's W3C ``traceparent`` (CloudEvents distributed-tracing extension),
+    carried through so one report can be followed from intake to escalation.
+    """
     ev = {"specversion": "1.0", "id": id_, "source": source, "type": type_, "time": time,
           "datacontenttype": "application/json", "data": data}
     if subject is not None:
         ev["subject"] = subject
+    if trace is not None:
+        ev["traceparent"] = trace
     return ev
 
 

@@ -55,6 +55,7 @@ class _Pending:
     crs: str
     observed: str
     location_from: str
+    trace: str | None
 
 
 @dataclass
@@ -115,10 +116,10 @@ class IngestCore:
         observed = self._check_time(rec, data["observed_at"])
         if rec.topic == "reports.v1":
             return _Pending(rec, "report", data["report_id"], data, data["lon"], data["lat"],
-                            data.get("crs", "wgs84"), observed, "event")
+                            data.get("crs", "wgs84"), observed, "event", doc.get("traceparent"))
         if "lon" in data:
             return _Pending(rec, "ping", doc["id"], data, data["lon"], data["lat"],
-                            data.get("crs", "wgs84"), observed, "event")
+                            data.get("crs", "wgs84"), observed, "event", doc.get("traceparent"))
         device = self.devices.get(data["device_id"])
         if device is None:
             raise Rejected("unknown_device",
@@ -126,7 +127,7 @@ class IngestCore:
                            "registered on devices.v1; register it, then redrive",
                            retriable=True)
         return _Pending(rec, "ping", doc["id"], data, device["lon"], device["lat"],
-                        device.get("crs", "wgs84"), observed, "device")
+                        device.get("crs", "wgs84"), observed, "device", doc.get("traceparent"))
 
     def process(self, records: list[RawRecord]) -> list[Outgoing]:
         """Route one batch; order of outputs follows the order of inputs."""
@@ -171,7 +172,7 @@ class IngestCore:
                 data = {"source_type": p.kind, "source_id": p.source_id, "lon": x, "lat": y,
                         "observed_at": p.observed, "input": p.data}
                 ev = make_event("gridwatch.unlocated.v1", f"unlocated:{p.kind}:{p.source_id}",
-                                p.observed, data, subject=p.source_id)
+                                p.observed, data, subject=p.source_id, trace=p.trace)
                 out[slot] = Outgoing("unlocated.v1", p.source_id.encode(), orjson.dumps(ev),
                                      p.rec.timestamp_ms)
                 self.stats.unlocated += 1
@@ -187,7 +188,7 @@ class IngestCore:
                     "location_from": p.location_from, "observed_at": p.observed,
                     "input": p.data}
             ev = make_event("gridwatch.located.v1", f"located:{p.kind}:{p.source_id}",
-                            p.observed, data, subject=code)
+                            p.observed, data, subject=code, trace=p.trace)
             out[slot] = Outgoing("located.v1", code.encode(), orjson.dumps(ev),
                                  p.rec.timestamp_ms)
             self.stats.located += 1

@@ -71,3 +71,16 @@ def configure(level: str = "info", json: bool = True, stream: Any = None) -> Non
 def get_logger(**bind: Any) -> Any:
     """A bound structlog logger."""
     return structlog.get_logger("gridwatch").bind(**bind)
+
+
+def log_rejections(log: Any, outputs: Any) -> None:
+    """One info line per DLQ record: source position, code and reason (never the payload)."""
+    import orjson
+
+    for o in outputs:
+        if o.topic != "dlq.v1":
+            continue
+        d = orjson.loads(o.value)["data"]
+        src = d["source"]
+        log.info("rejected", topic=src["topic"], partition=src["partition"],
+                 offset=src["offset"], code=d["code"], reason=d["reason"][:300])

@@ -137,3 +137,18 @@ def test_restarted_worker_continues_where_it_left_off(make_pipeline):
     ids = [ev["id"] for ev in located]
     assert sorted(set(ids)) == sorted(f"located:report:{k.decode()}" for k, _ in first + second)
     assert len(ids) == len(set(ids)), "a record was processed twice after a clean restart"
+
+
+def test_the_faust_agent_engine_routes_the_same_way(make_pipeline, monkeypatch):
+    monkeypatch.setenv("GRIDWATCH_INGEST_ENGINE", "agent")
+    p = make_pipeline()
+    proc = p.start_worker("agent")
+    try:
+        p.produce("reports.v1", [(b"R1", orjson.dumps(report("R1", 0.5, 1.5))),
+                                 (b"bad", b"{oops")], T0_MS)
+        located = p.values(p.collect("located.v1", 1))
+        dlq = p.values(p.collect("dlq.v1", 1))
+    finally:
+        p.stop_worker(proc)
+    assert located[0]["data"]["path"] == ["C", "T", "M", "g3"]
+    assert dlq[0]["data"]["code"] == "not_json"

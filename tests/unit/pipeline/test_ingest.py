@@ -152,3 +152,13 @@ def test_any_input_yields_exactly_one_output_and_never_crashes(locator, bodies):
     assert len(out) == len(recs)
     assert all(o.topic in ("located.v1", "unlocated.v1", "dlq.v1") for o in out)
     assert not any(orjson.loads(o.value)["data"].get("code") == "internal_error" for o in out)
+
+
+def test_traceparent_is_carried_to_the_output(core):
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    ev_in = report("T1", 0.5, 0.5)
+    ev_in["traceparent"] = tp
+    _, ev = one(core, raw("reports.v1", ev_in))
+    assert ev["traceparent"] == tp
+    _, ev = one(core, raw("reports.v1", report("T2", 0.5, 0.5)))
+    assert "traceparent" not in ev
