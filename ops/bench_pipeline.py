@@ -3,13 +3,14 @@
 For each mode (``batch``: the default batch ingest engine; ``agent``: faust agents with
 ``stream.take_events``; ``naive``: a faust agent handling one event at a time and awaiting
 every send, ``GRIDWATCH_BATCH_SIZE=1``) it starts a fresh worker process on its own topic
-prefix and measures:
+prefix, warms it up with 500 events, and measures:
 
-- sustained throughput: N simulated events are written first, then the worker starts; the
-  rate is counted on the output topics between the first and the last output (start-up and
-  group join excluded);
-- latency: the warmed worker receives events paced at a fixed rate; latency is the time from
-  the input record's timestamp (set at send) to the moment a consumer reads the output;
+- latency: events paced at a fixed rate; latency is the time from the input record's
+  timestamp (set at send) to the moment a consumer in a separate process reads the output;
+- sustained throughput: N events written at full speed (librdkafka) while the worker runs;
+  the rate is the worker group's committed input offsets (committed only once the outputs are
+  acknowledged) over the time from the first write to the last commit (conservative: the
+  writer shares the 2 cores for the first seconds);
 - peak RSS of the worker process (VmHWM).
 
 The naive agent cannot sustain 5,000 events/s, so its latency is measured at 200 events/s
@@ -23,14 +24,14 @@ import platform
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 
 from geo.layers import load_atlas
 from ops.demo import DemoOptions, ensure_atlas
@@ -53,78 +54,84 @@ def _rss_peak_mb(pid: int) -> float | None:
     return None
 
 
-def _consumer(s: Settings) -> KafkaConsumer:
-    return KafkaConsumer(*(s.topic(t) for t in OUTPUTS), bootstrap_servers=s.broker,
-                         auto_offset_reset="latest", fetch_max_wait_ms=5,
-                         fetch_max_bytes=64 * 1024 * 1024,
-                         max_partition_fetch_bytes=16 * 1024 * 1024, max_poll_records=20000)
+def _committed(admin: KafkaAdminClient, group: str, prefix: str) -> int:
+    """Sum of the group's committed input offsets: records fully processed (outputs acked)."""
+    offsets = admin.list_group_offsets(group).get(group) or {}
+    return sum(meta.offset for tp, meta in offsets.items()
+               if meta.offset > 0 and tp.topic.startswith(prefix)
+               and tp.topic[len(prefix):] in ("reports.v1", "pings.v1"))
 
 
-def _output_count(consumer: KafkaConsumer, tps: list[TopicPartition]) -> int:
-    return sum(consumer.end_offsets(tps).values())
+def _throughput(admin: KafkaAdminClient, group: str, prefix: str, events: int,
+                timeout_s: float) -> tuple[float, int]:
+    """Processing rate from 1 % to 100 % of the backlog, read from committed offsets.
 
-
-def _throughput(consumer: KafkaConsumer, s: Settings, events: int, timeout_s: float
-                ) -> tuple[float, int]:
-    """Output rate from 1 % of the outputs until they stop growing, from end offsets.
-
-    Counting by end offsets keeps the measuring process off the hot path (a Python consumer
-    reading every record would be slower than the worker it measures).
+    Progress is read from the worker's consumer group, not from a consumer of the outputs, so
+    the measuring process stays off the hot path, and when this returns the backlog is done.
     """
-    tps = [TopicPartition(s.topic(t), p) for t in OUTPUTS for p in range(s.partitions)]
     lo = max(1, events // 100)
-    t_lo = t_hi = None
-    n = n_lo = n_hi = 0
+    t_lo = None
+    n = n_lo = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        n = _output_count(consumer, tps)
+        n = _committed(admin, group, prefix)
         now = time.monotonic()
         if t_lo is None and n >= lo:
             t_lo, n_lo = now, n
-        if n > n_hi:
-            t_hi, n_hi = now, n
-        elif t_lo is not None and now - (t_hi or now) > 1.5:
-            break  # done (the broker's high watermark trails the last few records)
+        if n >= events:
+            return ((n - n_lo) / (now - t_lo) if t_lo and now > t_lo else 0.0), n
         time.sleep(0.05)
-    if t_lo is None or t_hi is None or t_hi <= t_lo:
-        return 0.0, n
-    return (n_hi - n_lo) / (t_hi - t_lo), n
+    return 0.0, n
 
 
-def _latency(s: Settings, sim: Simulator, rate: float, seconds: float) -> list[float]:
-    """Send paced events stamped at send time; a reader thread times their outputs.
+def _read_latencies(broker: str, topics: list[str], group: str, phase_start_ms: float,
+                    want: int, ready: Any, results: Any) -> None:
+    """Reader process: time outputs stamped at or after the phase start; send back the list."""
+    from confluent_kafka import Consumer
 
-    Both measuring clients are confluent-kafka (librdkafka): their network I/O runs in C
-    threads, so the harness adds little delay of its own on a loaded 2-core machine.
-    """
-    from confluent_kafka import Consumer, Producer
-
-    values = [(r.topic, r.key, r.value) for r in sim.events(
-        int(rate * seconds), step_s=1.0 / rate, start=datetime.now(UTC).replace(microsecond=0))]
-    consumer = Consumer({"bootstrap.servers": s.broker, "group.id": f"bench-lat-{os.getpid()}",
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group,
                          "auto.offset.reset": "latest", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 5})
-    consumer.subscribe([s.topic(t) for t in OUTPUTS])
+    consumer.subscribe(topics)
     deadline = time.monotonic() + 30
     while not consumer.assignment() and time.monotonic() < deadline:
         consumer.poll(0.1)
-    producer = Producer({"bootstrap.servers": s.broker, "linger.ms": 1})
+    ready.set()
     lat: list[float] = []
-    stop = threading.Event()
+    deadline = time.monotonic() + 120
+    while len(lat) < want and time.monotonic() < deadline:
+        for m in consumer.consume(num_messages=1000, timeout=0.02):
+            if m.error():
+                continue
+            now = time.time() * 1000
+            ts = m.timestamp()[1]
+            if ts >= phase_start_ms:
+                lat.append(now - ts)
+    consumer.close()
+    results.put(lat)
+
+
+def _latency(s: Settings, sim: Simulator, rate: float, seconds: float) -> list[float]:
+    """Send paced events stamped at send time; a separate reader process times the outputs.
+
+    Both measuring clients are confluent-kafka (librdkafka, network I/O in C threads), and the
+    reader runs in its own process so the pacing loop and the reader never share a GIL.
+    """
+    import multiprocessing as mp
+
+    from confluent_kafka import Producer
+
+    values = [(r.topic, r.key, r.value) for r in sim.events(
+        int(rate * seconds), step_s=1.0 / rate, start=datetime.now(UTC).replace(microsecond=0))]
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Event(), ctx.Queue()
     phase_start_ms = time.time() * 1000
-
-    def read() -> None:
-        while not stop.is_set():
-            for m in consumer.consume(num_messages=1000, timeout=0.02):
-                if m.error():
-                    continue
-                now = time.time() * 1000
-                ts = m.timestamp()[1]
-                if ts >= phase_start_ms:
-                    lat.append(now - ts)
-
-    reader = threading.Thread(target=read, daemon=True)
+    reader = ctx.Process(target=_read_latencies, args=(
+        s.broker, [s.topic(t) for t in OUTPUTS], f"bench-lat-{os.getpid()}-{s.topic_prefix}",
+        phase_start_ms, len(values), ready, results), daemon=True)
     reader.start()
+    ready.wait(60)
+    producer = Producer({"bootstrap.servers": s.broker, "linger.ms": 1})
     t0 = time.monotonic()
     burst = max(1, int(rate / 200))  # send in 5 ms bursts
     for i in range(0, len(values), burst):
@@ -136,13 +143,34 @@ def _latency(s: Settings, sim: Simulator, rate: float, seconds: float) -> list[f
                              timestamp=int(time.time() * 1000))
         producer.poll(0)
     producer.flush(10)
-    deadline = time.monotonic() + 30
-    while len(lat) < len(values) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stop.set()
-    reader.join(5)
-    consumer.close()
+    try:
+        lat = results.get(timeout=150)
+    except Exception:
+        lat = []
+    reader.join(10)
     return lat
+
+
+def _produce_fast(broker: str, s: Settings, records: Any) -> int:
+    """Write records as fast as librdkafka can; returns how many."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 20,
+                         "queue.buffering.max.messages": 2_000_000})
+    n = 0
+    for rec in records:
+        while True:
+            try:
+                producer.produce(s.topic(rec.topic), value=rec.value, key=rec.key,
+                                 timestamp=rec.timestamp_ms)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        n += 1
+        if n % 10000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return n
 
 
 def _mode(broker: str, atlas: str, workdir: Path, mode: str, events: int, rate: float,
@@ -151,19 +179,16 @@ def _mode(broker: str, atlas: str, workdir: Path, mode: str, events: int, rate: 
     s = Settings.from_env({}, broker=broker, topic_prefix=prefix, embedded=True)
     create(s)
     sim = Simulator(load_atlas(atlas), seed=11, bad_share=0.01)
-    producer = KafkaProducer(bootstrap_servers=broker, linger_ms=2, batch_size=1 << 20)
+    producer = KafkaProducer(bootstrap_servers=broker, linger_ms=2)
     for d in sim.devices():
         producer.send(s.topic("devices.v1"), key=d["device_id"].encode(),
                       value=orjson.dumps(device_envelope(d, "2026-01-01T00:00:00Z")))
-    # the backlog's event times end now, so none fall inside the latency window
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=events * 0.001)
-    for rec in sim.events(events, step_s=0.001, start=start):
-        producer.send(s.topic(rec.topic), key=rec.key, value=rec.value,
-                      timestamp_ms=rec.timestamp_ms)
     producer.flush()
-    consumer = _consumer(s)
-    consumer.poll(timeout_ms=100)  # join and position at the end before the worker starts
+    producer.close()
+    app_id = f"gridwatch-bench-{mode}-{os.getpid()}"
+    group = f"{app_id}-ingest" if mode == "batch" else app_id
     env = dict(os.environ, GRIDWATCH_BROKER=broker, GRIDWATCH_EMBEDDED="true",
+               GRIDWATCH_APP_ID=app_id,
                GRIDWATCH_TOPIC_PREFIX=prefix, GRIDWATCH_ATLAS=atlas,
                GRIDWATCH_DATA_DIR=str(workdir / mode), GRIDWATCH_LOG_LEVEL="warning",
                GRIDWATCH_BATCH_SIZE="1" if mode == "naive" else "2000",
@@ -171,20 +196,42 @@ def _mode(broker: str, atlas: str, workdir: Path, mode: str, events: int, rate: 
     log = open(workdir / f"worker-{mode}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+    admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
-        throughput, n = _throughput(consumer, s, events, timeout_s=60 + events / 200)
+        # warm-up: the worker has joined and processed a first batch
+        now = datetime.now(UTC).replace(microsecond=0)
+        done = _produce_fast(broker, s, sim.events(500, step_s=0.001,
+                                                   start=now - timedelta(seconds=1)))
+        _throughput(admin, group, prefix, done, timeout_s=90)
+        # 1) latency at a paced rate on a warmed worker with short logs
         lat = _latency(s, sim, rate, seconds)
+        base = _committed(admin, group, prefix)
+        # 2) sustained throughput: a backlog written at full speed while the worker runs
+        now = datetime.now(UTC).replace(microsecond=0)
+        t_write = time.monotonic()
+        written = _produce_fast(broker, s, sim.events(
+            events, step_s=0.001, start=now - timedelta(seconds=events * 0.001)))
+        write_s = time.monotonic() - t_write
+        deadline = time.monotonic() + 60 + events / 100
+        n = base
+        while time.monotonic() < deadline:
+            n = _committed(admin, group, prefix)
+            if n >= base + written:
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t_write
+        throughput = (n - base) / elapsed if elapsed > 0 else 0.0
         rss = _rss_peak_mb(proc.pid)
     finally:
+        admin.close()
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        consumer.close()
-        producer.close()
     arr = np.array(lat) if lat else np.array([np.nan])
-    return {"events": events, "outputs_seen": n, "events_per_s": round(throughput),
+    return {"events": events, "processed": n - base, "backlog_write_s": round(write_s, 2),
+            "events_per_s": round(throughput),
             "latency_rate_per_s": rate, "latency_events": len(lat),
             "latency_p50_ms": round(float(np.nanpercentile(arr, 50)), 1),
             "latency_p99_ms": round(float(np.nanpercentile(arr, 99)), 1),
