@@ -13,7 +13,6 @@ Codes follow the national style (e.g. DB11/T 2157-2023): 6-digit county code + 3
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,11 +247,3 @@ def load_town_names(path: str) -> dict[str, str]:
     ):
         raise LayerReadError(f"{path}: expected an object of 9-digit town code -> name")
     return data
-
-
-def expected_grid_count(area_km2: float, opts: GenerateOptions) -> int:
-    """How many grids `generate_atlas` will aim for (for --dry-run and docs)."""
-    if opts.grids:
-        return opts.grids
-    hh = opts.households or int(area_km2 * opts.households_per_km2)
-    return max(1, math.floor(hh / (sum(opts.grid_households) / 2) + 0.5))

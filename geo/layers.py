@@ -174,7 +174,7 @@ def load_atlas(path: str) -> Atlas:
     return Atlas(**layers)
 
 
-def _feature_rows(kind: str, gdf: gpd.GeoDataFrame, precision: int) -> list[dict]:
+def _feature_rows(kind: str, gdf: gpd.GeoDataFrame) -> list[dict]:
     rows = []
     props_cols = [c for c in gdf.columns if c != "geometry"]
     records = gdf[props_cols].to_dict("records")
@@ -189,7 +189,6 @@ def _feature_rows(kind: str, gdf: gpd.GeoDataFrame, precision: int) -> list[dict
             else:
                 props[k] = v
         rows.append({"type": "Feature", "properties": props, "geometry": orjson.loads(geom)})
-    del precision
     return rows
 
 
@@ -215,7 +214,7 @@ def write_atlas(atlas: Atlas, path: str, precision: int = 7) -> None:
         valid = shapely.is_valid(geoms)  # invalid ones are written as they are, to be reported
         geoms[valid] = shapely.set_precision(geoms[valid], 10.0**-precision)
         rounded = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
-        features.extend(_feature_rows(kind, rounded, precision))
+        features.extend(_feature_rows(kind, rounded))
     doc = {"type": "FeatureCollection", "name": "gridwatch-atlas",
            "meta": atlas.meta, "features": features}
     Path(path).write_bytes(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n")

@@ -14,7 +14,7 @@ from pipeline.errors import GridwatchError
 from pipeline.settings import Settings
 
 
-def settings_from(ctx: click.Context | None = None, **overrides: object) -> Settings:
+def settings_from(**overrides: object) -> Settings:
     """Settings from the environment plus CLI overrides that were given."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:

@@ -14,27 +14,17 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 
-def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _number(env: dict[str, str], name: str, default: Any, lo: float, hi: float,
+            cast: type = int) -> Any:
+    """An int (or float) variable within [lo, hi], or ConfigError naming it."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
-    return value
-
-
-def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number")
+        kind = "an integer" if cast is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}")
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
     return value
@@ -98,21 +88,21 @@ class Settings:
             ingest_engine=engine,
             broker=env.get("GRIDWATCH_BROKER", cls.broker),
             topic_prefix=prefix,
-            partitions=_int(env, "GRIDWATCH_PARTITIONS", cls.partitions, 1, 1024),
+            partitions=_number(env, "GRIDWATCH_PARTITIONS", cls.partitions, 1, 1024),
             app_id=env.get("GRIDWATCH_APP_ID", cls.app_id),
             atlas=env.get("GRIDWATCH_ATLAS") or None,
             devices_file=env.get("GRIDWATCH_DEVICES_FILE") or None,
-            snap_m=_float(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000),
-            max_message_bytes=_int(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,
+            snap_m=_number(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000, float),
+            max_message_bytes=_number(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,
                                    256, 16 * 1024 * 1024),
-            max_future_s=_int(env, "GRIDWATCH_MAX_FUTURE_S", cls.max_future_s, 0, 86400),
-            max_past_s=_int(env, "GRIDWATCH_MAX_PAST_S", cls.max_past_s, 0, 366 * 86400),
-            batch_size=_int(env, "GRIDWATCH_BATCH_SIZE", cls.batch_size, 1, 100_000),
-            batch_within_s=_float(env, "GRIDWATCH_BATCH_WITHIN_S", cls.batch_within_s, 0.001, 10),
+            max_future_s=_number(env, "GRIDWATCH_MAX_FUTURE_S", cls.max_future_s, 0, 86400),
+            max_past_s=_number(env, "GRIDWATCH_MAX_PAST_S", cls.max_past_s, 0, 366 * 86400),
+            batch_size=_number(env, "GRIDWATCH_BATCH_SIZE", cls.batch_size, 1, 100_000),
+            batch_within_s=_number(env, "GRIDWATCH_BATCH_WITHIN_S", cls.batch_within_s, 0.001, 10, float),
             embedded=_bool(env, "GRIDWATCH_EMBEDDED", cls.embedded),
             data_dir=env.get("GRIDWATCH_DATA_DIR", cls.data_dir),
             log_level=level,
-            web_port=_int(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
+            web_port=_number(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
             security_protocol=proto,
             sasl_mechanism=env.get("GRIDWATCH_SASL_MECHANISM") or None,
             sasl_username=env.get("GRIDWATCH_SASL_USERNAME") or None,
