@@ -92,3 +92,22 @@ def test_buffer_point_is_metric(loc):
     hits = grids_in_area(loc, circle)
     assert [h.grid_id for h in hits] == ["g4"]
     assert sum(h.area_m2 for h in hits) == pytest.approx(np.pi * 1e6, rel=0.01)
+
+
+def test_parents_are_derived_by_containment_when_the_layer_has_none(tmp_path):
+    import geopandas as gpd
+
+    from geo.layers import Atlas, LayerSpec, load_layer
+
+    rows = [{"code": "C", "lv": "county", "geometry": shapely.box(0, 0, 2, 2)},
+            {"code": "T1", "lv": "town", "geometry": shapely.box(0, 0, 1, 2)},
+            {"code": "T2", "lv": "town", "geometry": shapely.box(1, 0, 2, 2)},
+            {"code": "G9", "lv": "grid", "geometry": shapely.box(1.2, 0.2, 1.8, 0.8)},
+            {"code": "G1", "lv": "grid", "geometry": shapely.box(0.2, 0.2, 0.8, 0.8)}]
+    path = tmp_path / "noparents.gpkg"
+    gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326").to_file(path, layer="units")
+    layer = load_layer(LayerSpec(str(path), layer="units", id_field="code", parent_field=None,
+                                 level_field="lv"))
+    loc = Locator(Atlas(governance=layer))
+    res = loc.locate(np.array([0.5, 1.5]), np.array([0.5, 0.5]))
+    assert [loc.grids[i].path for i in res.grid] == [("C", "T1", "G1"), ("C", "T2", "G9")]
