@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -88,8 +88,6 @@ class IngestCore:
     def _check_time(self, rec: RawRecord, observed: str) -> str:
         t = parse_time(observed, "observed_at")
         if rec.timestamp_ms is not None:
-            from datetime import UTC, datetime
-
             ingest = datetime.fromtimestamp(rec.timestamp_ms / 1000.0, UTC)
             if t > ingest + self._future:
                 raise Rejected("time_out_of_range",
