@@ -89,12 +89,11 @@ def normalise(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
     The original CRS is kept in ``gdf.attrs['source_crs']`` and the spec's assumption, if one
     was needed, in ``gdf.attrs['assumed_crs']`` so validation can report it.
     """
-    for label, fname in (("id", spec.id_field), ("parent", spec.parent_field),
-                         ("level", None if spec.level else spec.level_field),
-                         ("name", spec.name_field)):
-        if fname and fname not in gdf.columns and label in ("id", "parent"):
-            if label == "parent" and spec.kind != "governance":
-                continue
+    required = [("id", spec.id_field)]
+    if spec.kind == "governance" and spec.parent_field:
+        required.append(("parent", spec.parent_field))  # None: parents derived by containment
+    for label, fname in required:
+        if fname not in gdf.columns:
             raise LayerSchemaError(
                 f"{spec.path}: field {fname!r} ({label}) not found; fields are "
                 f"{sorted(c for c in gdf.columns if c != 'geometry')}"
@@ -109,7 +108,6 @@ def normalise(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
     if spec.crs and source_crs and gpd.GeoSeries(crs=spec.crs).crs != gdf.crs:
         out.attrs["crs_mismatch"] = (source_crs, spec.crs)
     if out.crs is not None and not out.crs.equals("EPSG:4326"):
-        out.attrs["geographic_bounds"] = tuple(out.total_bounds)
         out = out.to_crs("EPSG:4326")
     renames = {spec.id_field: "id"}
     if spec.parent_field and spec.parent_field in gdf.columns:

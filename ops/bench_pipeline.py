@@ -62,26 +62,21 @@ def _committed(admin: KafkaAdminClient, group: str, prefix: str) -> int:
                and tp.topic[len(prefix):] in ("reports.v1", "pings.v1"))
 
 
-def _throughput(admin: KafkaAdminClient, group: str, prefix: str, events: int,
-                timeout_s: float) -> tuple[float, int]:
-    """Processing rate from 1 % to 100 % of the backlog, read from committed offsets.
+def _wait_committed(admin: KafkaAdminClient, group: str, prefix: str, target: int,
+                   timeout_s: float) -> int:
+    """Wait until the worker group has committed `target` input offsets; returns the count.
 
-    Progress is read from the worker's consumer group, not from a consumer of the outputs, so
-    the measuring process stays off the hot path, and when this returns the backlog is done.
+    Progress is read from the group's commits (made only after outputs are acknowledged), so
+    the measuring process stays off the hot path.
     """
-    lo = max(1, events // 100)
-    t_lo = None
-    n = n_lo = 0
+    n = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         n = _committed(admin, group, prefix)
-        now = time.monotonic()
-        if t_lo is None and n >= lo:
-            t_lo, n_lo = now, n
-        if n >= events:
-            return ((n - n_lo) / (now - t_lo) if t_lo and now > t_lo else 0.0), n
+        if n >= target:
+            break
         time.sleep(0.05)
-    return 0.0, n
+    return n
 
 
 def _read_latencies(broker: str, topics: list[str], group: str, phase_start_ms: float,
@@ -193,16 +188,16 @@ def _mode(broker: str, atlas: str, workdir: Path, mode: str, events: int, rate: 
                GRIDWATCH_DATA_DIR=str(workdir / mode), GRIDWATCH_LOG_LEVEL="warning",
                GRIDWATCH_BATCH_SIZE="1" if mode == "naive" else "2000",
                GRIDWATCH_INGEST_ENGINE="batch" if mode == "batch" else "agent")
-    log = open(workdir / f"worker-{mode}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(workdir / f"worker-{mode}.log", "wb") as log:  # the child keeps its own fd
+        proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "worker"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
         # warm-up: the worker has joined and processed a first batch
         now = datetime.now(UTC).replace(microsecond=0)
         done = _produce_fast(broker, s, sim.events(500, step_s=0.001,
                                                    start=now - timedelta(seconds=1)))
-        _throughput(admin, group, prefix, done, timeout_s=90)
+        _wait_committed(admin, group, prefix, done, timeout_s=90)
         # 1) latency at a paced rate on a warmed worker with short logs
         lat = _latency(s, sim, rate, seconds)
         base = _committed(admin, group, prefix)
@@ -212,13 +207,7 @@ def _mode(broker: str, atlas: str, workdir: Path, mode: str, events: int, rate: 
         written = _produce_fast(broker, s, sim.events(
             events, step_s=0.001, start=now - timedelta(seconds=events * 0.001)))
         write_s = time.monotonic() - t_write
-        deadline = time.monotonic() + 60 + events / 100
-        n = base
-        while time.monotonic() < deadline:
-            n = _committed(admin, group, prefix)
-            if n >= base + written:
-                break
-            time.sleep(0.05)
+        n = _wait_committed(admin, group, prefix, base + written, timeout_s=60 + events / 100)
         elapsed = time.monotonic() - t_write
         throughput = (n - base) / elapsed if elapsed > 0 else 0.0
         rss = _rss_peak_mb(proc.pid)

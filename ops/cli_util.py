@@ -11,6 +11,7 @@ import click
 import orjson
 
 from geo.errors import GeoError
+from pipeline.errors import GridwatchError
 
 
 def emit_json(obj: Any) -> None:
@@ -20,18 +21,14 @@ def emit_json(obj: Any) -> None:
 
 
 def readable_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Report known, non-retriable errors as one line and exit 1 instead of a traceback."""
+    """Report gridwatch's own errors (bad input, config, topics, broker) as one line, exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except GeoError as exc:
+        except (GeoError, GridwatchError) as exc:
             raise click.ClickException(str(exc)) from exc
-        except (ValueError, OSError) as exc:
-            if getattr(exc, "gridwatch_user_error", False):
-                raise click.ClickException(str(exc)) from exc
-            raise
 
     return wrapper
 

@@ -10,31 +10,12 @@ import click
 import orjson
 
 from ops.cli_util import emit_json, readable_errors
-from pipeline.errors import GridwatchError
 from pipeline.settings import Settings
 
 
 def settings_from(**overrides: object) -> Settings:
-    """Settings from the environment plus CLI overrides that were given."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings.from_env(**given)  # type: ignore[arg-type]
-    except GridwatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def runtime_errors(fn):  # type: ignore[no-untyped-def]
-    """Turn gridwatch's own user-facing errors into one-line CLI errors."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*a, **k):  # type: ignore[no-untyped-def]
-        try:
-            return fn(*a, **k)
-        except GridwatchError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return readable_errors(wrapper)
+    """Settings from the environment plus the CLI overrides that were given."""
+    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
 broker_opt = click.option("--broker", help="Kafka bootstrap servers (env GRIDWATCH_BROKER).")
@@ -43,16 +24,17 @@ prefix_opt = click.option("--prefix", "topic_prefix", help="Topic prefix (GRIDWA
 
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: a free one).")
-@runtime_errors
+@readable_errors
 def broker(port: int | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu) until Ctrl-C."""
     from pipeline.broker import EmbeddedBroker
 
+    stop = {"now": False}
+    # installed before anything is printed, so a SIGTERM right after start stops cleanly too
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     with EmbeddedBroker(port) as b:
         click.echo(f"embedded broker listening on {b.bootstrap} (memory only); Ctrl-C stops it")
         click.echo(f"export GRIDWATCH_BROKER={b.bootstrap} GRIDWATCH_EMBEDDED=true")
-        stop = {"now": False}
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
         try:
             while not stop["now"] and b.proc and b.proc.poll() is None:
                 time.sleep(0.2)
@@ -66,7 +48,7 @@ def broker(port: int | None) -> None:
 @click.option("--atlas", type=click.Path(dir_okay=False), help="Atlas file (GRIDWATCH_ATLAS).")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
               help="Devices file loaded at start (GRIDWATCH_DEVICES_FILE).")
-@runtime_errors
+@readable_errors
 def worker(broker: str | None, topic_prefix: str | None, atlas: str | None,
            devices_file: str | None) -> None:
     """Run one pipeline worker (faust); refuses to start if topics are not ready."""
@@ -88,7 +70,7 @@ def topics() -> None:
 @broker_opt
 @prefix_opt
 @click.option("--json", "as_json", is_flag=True)
-@runtime_errors
+@readable_errors
 def topics_create(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
     """Create every registry topic that is missing (idempotent)."""
     from topics.admin import create
@@ -103,6 +85,7 @@ def topics_create(broker: str | None, topic_prefix: str | None, as_json: bool) -
 
 @topics.command("list")
 @click.option("--json", "as_json", is_flag=True)
+@readable_errors
 def topics_list(as_json: bool) -> None:
     """The registry (no broker needed): name, key, partitions, retention, schema."""
     from topics.registry import TOPICS
@@ -125,7 +108,7 @@ def topics_list(as_json: bool) -> None:
 @broker_opt
 @prefix_opt
 @click.option("--json", "as_json", is_flag=True)
-@runtime_errors
+@readable_errors
 def topics_describe(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
     """What the broker has for each registry topic; exit 1 if any is missing or wrong."""
     from topics.admin import as_rows, describe
@@ -154,7 +137,7 @@ def devices() -> None:
 @prefix_opt
 @click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
               help="Envelope time for the registrations.")
-@runtime_errors
+@readable_errors
 def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
     """Validate a devices file (JSON, JSON Lines, CSV) and publish it to devices.v1."""
     from kafka import KafkaProducer
@@ -184,7 +167,7 @@ def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: st
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--workdir", default="var/demo", show_default=True)
 @click.option("--quiet", is_flag=True, help="Do not print the live stream.")
-@runtime_errors
+@readable_errors
 def demo(duration: float | None, adcode: str, grids: str | None, workers: int, rate: float,
          seed: int, workdir: str, quiet: bool) -> None:
     """Run gridwatch end to end on the embedded broker with simulated input."""

@@ -93,7 +93,6 @@ def _watch(settings: Settings, state: DemoState, t0: float, quiet: bool) -> None
     consumer = KafkaConsumer(*(settings.topic(t) for t in OUTPUT_TOPICS),
                              auto_offset_reset="earliest", consumer_timeout_ms=500,
                              **settings.kafka_python_config())
-    shown = Counter()
     last_print = 0.0
     while not state.stop.is_set():
         for msg in consumer:
@@ -105,7 +104,6 @@ def _watch(settings: Settings, state: DemoState, t0: float, quiet: bool) -> None
             now = time.monotonic()
             if not quiet and (short != "located.v1" or now - last_print > 0.5):
                 last_print = now
-                shown[short] += 1
                 print(_line(short, orjson.loads(msg.value)), flush=True)
             if state.stop.is_set():
                 break

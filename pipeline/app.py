@@ -195,7 +195,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     async def report_stats() -> None:
         s = core.stats
         log.info("stats", inputs=s.inputs, located=s.located, unlocated=s.unlocated, dlq=s.dlq,
-                 devices=len(core.devices))
+                 devices=len(core.devices), devices_rejected=follower.rejected)
 
     return app
 

@@ -16,8 +16,8 @@ from typing import Any
 import fastjsonschema
 import orjson
 
-from pipeline.envelope import validator
-from pipeline.errors import ConfigError
+from pipeline.envelope import decode, validator
+from pipeline.errors import ConfigError, Rejected
 
 _NUMERIC = {"lon", "lat"}
 _INTEGER = {"heartbeat_s"}
@@ -83,13 +83,10 @@ class DeviceFollower:
             if key is not None:
                 self.registry.pop(key.decode("utf-8", "replace"), None)
             return
-        from pipeline.envelope import decode
-        from pipeline.errors import Rejected
-
         try:
             doc = decode("devices.v1", value, self.max_bytes)
         except Rejected:
-            self.rejected += 1  # the ingest agent for devices.v1 is not needed: count and skip
+            self.rejected += 1  # an invalid registration changes nothing; counted in stats
             return
         self.registry[doc["data"]["device_id"]] = doc["data"]
 

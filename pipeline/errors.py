@@ -12,20 +12,15 @@ class GridwatchError(Exception):
 class ConfigError(GridwatchError, ValueError):
     """A setting is missing or out of range; the message names the variable."""
 
-    gridwatch_user_error = True
-
 
 class TopicsNotReady(GridwatchError):
     """Topics are missing or mis-partitioned: run `gridwatch topics create`."""
-
-    gridwatch_user_error = True
 
 
 class BrokerUnavailable(GridwatchError):
     """The broker did not answer in time. Retriable."""
 
     retriable = True
-    gridwatch_user_error = True
 
 
 class Rejected(GridwatchError):

@@ -36,12 +36,17 @@ class RawRecord:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A record to produce: registry short topic name, key, value, timestamp."""
+    """A record to produce: registry short topic name, key, value, timestamp.
+
+    DLQ records also carry the rejection (source position, code, reason) so the runtime can
+    log it without parsing the record it just built.
+    """
 
     topic: str
     key: bytes
     value: bytes
     timestamp_ms: int | None
+    rejection: tuple[str, int, int, str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -195,4 +200,5 @@ class IngestCore:
         self.stats.dlq += 1
         ev = dlq_event(self.settings.topic(rec.topic), rec.partition, rec.offset,
                        rec.timestamp_ms, rec.key, rec.value, code, reason, retriable)
-        return Outgoing("dlq.v1", rec.topic.encode(), orjson.dumps(ev), rec.timestamp_ms)
+        return Outgoing("dlq.v1", rec.topic.encode(), orjson.dumps(ev), rec.timestamp_ms,
+                        (self.settings.topic(rec.topic), rec.partition, rec.offset, code, reason))

@@ -75,12 +75,8 @@ def get_logger(**bind: Any) -> Any:
 
 def log_rejections(log: Any, outputs: Any) -> None:
     """One info line per DLQ record: source position, code and reason (never the payload)."""
-    import orjson
-
     for o in outputs:
-        if o.topic != "dlq.v1":
-            continue
-        d = orjson.loads(o.value)["data"]
-        src = d["source"]
-        log.info("rejected", topic=src["topic"], partition=src["partition"],
-                 offset=src["offset"], code=d["code"], reason=d["reason"][:300])
+        if o.rejection is not None:
+            topic, partition, offset, code, reason = o.rejection
+            log.info("rejected", topic=topic, partition=partition, offset=offset, code=code,
+                     reason=reason[:300])

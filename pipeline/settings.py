@@ -41,6 +41,14 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive), or ConfigError listing them."""
+    value = env.get(name) or default
+    if value.lower() not in choices:
+        raise ConfigError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker, the demo and the ops commands need to agree on."""
@@ -75,15 +83,11 @@ class Settings:
         prefix = env.get("GRIDWATCH_TOPIC_PREFIX", cls.topic_prefix)
         if not all(c.isalnum() or c in "._-" for c in prefix) or len(prefix) > 100:
             raise ConfigError(f"GRIDWATCH_TOPIC_PREFIX={prefix!r}: use letters, digits, . _ -")
-        level = env.get("GRIDWATCH_LOG_LEVEL", cls.log_level).lower()
-        if level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"GRIDWATCH_LOG_LEVEL={level!r}: debug, info, warning or error")
-        proto = env.get("GRIDWATCH_SECURITY_PROTOCOL", "PLAINTEXT").upper()
-        if proto not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise ConfigError(f"GRIDWATCH_SECURITY_PROTOCOL={proto!r} is not a Kafka protocol")
-        engine = env.get("GRIDWATCH_INGEST_ENGINE", cls.ingest_engine)
-        if engine not in ("batch", "agent"):
-            raise ConfigError(f"GRIDWATCH_INGEST_ENGINE={engine!r}: batch or agent")
+        level = _choice(env, "GRIDWATCH_LOG_LEVEL", cls.log_level,
+                        ("debug", "info", "warning", "error"))
+        proto = _choice(env, "GRIDWATCH_SECURITY_PROTOCOL", "plaintext",
+                        ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")).upper()
+        engine = _choice(env, "GRIDWATCH_INGEST_ENGINE", cls.ingest_engine, ("batch", "agent"))
         s = cls(
             ingest_engine=engine,
             broker=env.get("GRIDWATCH_BROKER", cls.broker),
