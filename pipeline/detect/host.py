@@ -1,0 +1,177 @@
+"""DetectorHost: routes located events and clock ticks of each partition to the detectors.
+
+Pure (no faust): the faust agents (pipeline.detect_agents), the archive replayer, the benchmark
+and the tests all feed it decoded ``located.v1`` envelopes and ticks, partition by partition, and
+send what it returns: alerts (``alerts.v1``), point level changes (``levels.v1``, keyed by zone,
+aggregated by `ZoneLevels`) and rejections (``dlq.v1``, with code and reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pipeline.detect.alerts import Alert
+from pipeline.detect.clock import Watermark
+from pipeline.detect.config import DetectorConfig
+from pipeline.detect.inactivity import InactivityDetector, Subject
+from pipeline.detect.landslide import SENSOR_KINDS, PointLevel, PointState, apply_reading, evaluate
+from pipeline.detect.reports import ReportClusterer
+from pipeline.errors import Rejected
+
+POINT_SWEEP_MS = 60_000  # points are re-evaluated (windows slide, staleness) once a minute of event time
+
+
+def event_ms(observed_at: str) -> int:
+    """Milliseconds since the epoch of an ISO 8601 time with offset."""
+    return int(datetime.fromisoformat(observed_at).timestamp() * 1000)
+
+
+@dataclass
+class Output:
+    """What one step produced."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    levels: list[PointLevel] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def extend(self, other: Output) -> None:
+        self.alerts += other.alerts
+        self.levels += other.levels
+        self.rejected += other.rejected
+
+
+@dataclass
+class DetectorStats:
+    events: int = 0
+    ticks: int = 0
+    late: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    alerts: int = 0
+
+
+class PartitionDetectors:
+    """The detectors' state for one partition of ``located.v1``."""
+
+    def __init__(self, cfg: DetectorConfig, subjects: Mapping[str, Subject]) -> None:
+        self.cfg = cfg
+        self.watermark = Watermark(cfg.clock.allowed_lateness)
+        self.inactivity = InactivityDetector(cfg.inactivity, subjects)
+        self.points: dict[str, PointState] = {}
+        self.reports = ReportClusterer(cfg.reports)
+        self.swept_ms = 0
+        self.armed_version = -1
+
+    def advance(self, out: Output) -> None:
+        now = self.watermark.now_ms
+        out.alerts += self.inactivity.advance(now)
+        out.alerts += self.reports.advance(now)
+        if now - self.swept_ms >= POINT_SWEEP_MS:
+            self.swept_ms = now
+            for st in self.points.values():
+                alerts, change = evaluate(st, self.cfg.landslide, now)
+                out.alerts += alerts
+                if change:
+                    out.levels.append(change)
+
+
+class DetectorHost:
+    """Every partition's detectors in one process, and the registries they read."""
+
+    def __init__(self, cfg: DetectorConfig, subjects: Mapping[str, Subject] | None = None,
+                 partition_of: Callable[[str], int] | None = None,
+                 path_of: Callable[[str], tuple[str, ...]] | None = None) -> None:
+        self.cfg = cfg
+        self.subjects: Mapping[str, Subject] = subjects if subjects is not None else {}
+        self.subjects_version = 0  # bump when the registry changes
+        self.partition_of = partition_of
+        self.path_of = path_of or (lambda g: (g,))
+        self.partitions: dict[int, PartitionDetectors] = {}
+        self.stats = DetectorStats()
+        self._device_subject: dict[str, str] = {}
+        self._indexed_version = -1
+
+    def partition(self, p: int) -> PartitionDetectors:
+        pd = self.partitions.get(p)
+        if pd is None:
+            pd = self.partitions[p] = PartitionDetectors(self.cfg, self.subjects)
+        return pd
+
+    def drop(self, p: int) -> None:
+        """Forget a partition (revoked from this worker)."""
+        self.partitions.pop(p, None)
+
+    def _subject_of_device(self, device_id: str) -> str | None:
+        if self._indexed_version != self.subjects_version:
+            self._device_subject = {d: s.subject_id for s in self.subjects.values() for d in s.devices}
+            self._indexed_version = self.subjects_version
+        return self._device_subject.get(device_id)
+
+    def on_tick(self, p: int, tick_ms: int) -> Output:
+        """A clock tick for partition p: fire what is due."""
+        out = Output()
+        pd = self.partition(p)
+        self.stats.ticks += 1
+        if pd.armed_version != self.subjects_version and self.partition_of is not None:
+            pd.armed_version = self.subjects_version
+            for s in self.subjects.values():  # registered but never heard from: watch them too
+                if s.grid_id and s.subject_id not in pd.inactivity.states \
+                        and self.partition_of(s.grid_id) == p:
+                    pd.inactivity.arm(s, s.grid_id, self.path_of(s.grid_id), tick_ms)
+                    pd.inactivity._schedule(pd.inactivity.states[s.subject_id])
+        if pd.watermark.tick(tick_ms):
+            pd.advance(out)
+        self.stats.alerts += len(out.alerts)
+        return out
+
+    def on_located(self, p: int, data: dict) -> Output:
+        """One located event (the ``data`` of a located.v1 envelope) of partition p."""
+        out = Output()
+        pd = self.partition(p)
+        self.stats.events += 1
+        t = event_ms(data["observed_at"])
+        if pd.watermark.observe(t):
+            self.stats.late += 1
+        grid, path = data["grid_id"], tuple(data.get("path") or (data["grid_id"],))
+        inp = data.get("input") or {}
+        try:
+            if data["source_type"] == "report":
+                out.alerts += pd.reports.report(inp["report_id"], inp["category"], inp["severity"],
+                                                inp.get("text", ""), grid, path, data["lon"],
+                                                data["lat"], t)
+            else:
+                self._ping(pd, data, inp, grid, path, t, out)
+        except Rejected as rej:
+            out.rejected.append(rej)
+            self.stats.rejected += 1
+        pd.advance(out)
+        self.stats.alerts += len(out.alerts)
+        return out
+
+    def _ping(self, pd: PartitionDetectors, data: dict, inp: dict, grid: str,
+              path: tuple[str, ...], t: int, out: Output) -> None:
+        kind, device_id = inp["kind"], inp["device_id"]
+        device = data.get("device") or {}
+        sensor = SENSOR_KINDS.get(kind)
+        if sensor is not None:
+            st = pd.points.get(device_id)
+            if st is None:
+                zones = (device["zone_id"],) if device.get("zone_id") else \
+                    tuple(data.get("hazard_zones") or (f"point:{device_id}",))
+                st = pd.points[device_id] = PointState(device_id, sensor, grid, path, zones)
+            out.alerts += apply_reading(st, self.cfg.landslide, t, float(inp["value"]),
+                                        inp.get("unit"), pd.watermark.now_ms)
+            alerts, change = evaluate(st, self.cfg.landslide, max(pd.watermark.now_ms, st.last_ms))
+            out.alerts += alerts
+            if change:
+                out.levels.append(change)
+            return
+        subject_id = inp.get("subject_id") or device.get("subject_id") or self._subject_of_device(device_id)
+        if subject_id is None:
+            self.stats.ignored += 1  # e.g. tilt, or a device no one is watched through
+            return
+        hb = device.get("heartbeat_s")
+        out.alerts += pd.inactivity.ping(subject_id, grid, path, device_id, kind, inp.get("value"),
+                                         inp.get("unit"), t, hb * 1000 if hb else None)

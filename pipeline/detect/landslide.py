@@ -1,0 +1,255 @@
+"""Landslide warning (地质灾害预警): rain windows, I-D threshold, tangential angle, hysteresis.
+
+Per monitoring point (a rain gauge, GNSS station or crack meter): rolling rain sums over 1, 3,
+6, 24 and 72 h; the intensity-duration check I >= a*D^b; displacement velocity, acceleration and
+the improved tangential angle alpha = atan(v / v0) (v0 the slope's constant-velocity rate, so
+45 degrees means steady creep). The configured table maps each figure to blue/yellow/orange/red
+(注意/警示/警戒/警报); the point's raw level is the worst of them.
+
+The published level rises only after `persistence` evaluations in a row above it (to the lowest
+level seen in that streak) and steps down only after `hysteresis` of event time below it, so one
+noisy reading does not flap. A point silent for `stale_after` is reported (``sensor_stale``,
+maintenance route) and its level is held, not decayed as if no rain fell; the gap is recorded.
+
+A zone's level is the worst of its points (`ZoneLevels`); a change raises a ``landslide`` alert
+for the zone, which the incident layer fans out to every grid and household it touches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pipeline.detect.alerts import MAINTENANCE, Alert
+from pipeline.detect.config import LEVELS, RAIN_WINDOWS, WINDOW_MS, LandslideConfig
+from pipeline.errors import Rejected
+
+NONE = -1  # below blue
+RAIN, DISPLACEMENT = "rain", "displacement"
+SENSOR_KINDS = {"rain_gauge": RAIN, "gnss_displacement": DISPLACEMENT, "crack_meter": DISPLACEMENT}
+DAY_MS = 86_400_000
+MAX_WINDOW_MS = max(WINDOW_MS.values())
+
+
+def level_name(level: int) -> str:
+    return LEVELS[level] if level >= 0 else "none"
+
+
+@dataclass(slots=True)
+class PointState:
+    """One monitoring point: recent readings and its published level."""
+
+    point_id: str
+    sensor: str  # rain or displacement
+    grid_id: str
+    path: tuple[str, ...]
+    zones: tuple[str, ...]
+    readings: dict[int, float] = field(default_factory=dict)  # time -> mm (rain) or cumulative mm
+    last_ms: int = 0  # newest reading
+    eval_ms: int = 0  # newest evaluation time
+    level: int = NONE
+    streak: int = 0  # evaluations in a row above `level`
+    streak_min: int = NONE
+    below_since: int = 0
+    stale_since: int = 0  # last reading before a firing sensor_stale alert
+    gaps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PointLevel:
+    """A point's published level changed (goes to the zone aggregation)."""
+
+    point_id: str
+    zones: tuple[str, ...]
+    grid_id: str
+    path: tuple[str, ...]
+    level: int
+    previous: int
+    at_ms: int
+    evidence: dict
+
+
+def _rain_figures(st: PointState, cfg: LandslideConfig, at: int) -> tuple[int, dict]:
+    sums = dict.fromkeys(RAIN_WINDOWS, 0.0)
+    spans = [(w, at - WINDOW_MS[w]) for w in RAIN_WINDOWS]
+    old = []
+    for t, mm in st.readings.items():
+        if t <= at - MAX_WINDOW_MS:
+            old.append(t)
+            continue
+        if t > at:
+            continue
+        for w, start in spans:
+            if t > start:
+                sums[w] += mm
+    for t in old:
+        del st.readings[t]
+    level = NONE
+    for lv, name in enumerate(LEVELS):
+        for w, mm in cfg.rain_mm.get(name, {}).items():
+            if sums[w] >= mm:
+                level = max(level, lv)
+    figures: dict = {"rain_mm": {w: round(v, 2) for w, v in sums.items()}}
+    idt = cfg.intensity_duration
+    if idt is not None:
+        for w in RAIN_WINDOWS:
+            d = WINDOW_MS[w] / 3_600_000
+            if d < idt.min_duration_h or sums[w] <= 0:
+                continue
+            if sums[w] / d >= idt.a * d ** idt.b:
+                level = max(level, LEVELS.index(idt.level))
+                figures["id_exceeded"] = {"duration_h": d, "intensity_mm_h": round(sums[w] / d, 2),
+                                          "threshold_mm_h": round(idt.a * d ** idt.b, 2)}
+                break
+    return level, figures
+
+
+def _value_at(readings: dict[int, float], t: int) -> tuple[int, float] | None:
+    """The newest reading at or before t."""
+    best = None
+    for ts, v in readings.items():
+        if ts <= t and (best is None or ts > best[0]):
+            best = (ts, v)
+    return best
+
+
+def _displacement_figures(st: PointState, cfg: LandslideConfig, at: int) -> tuple[int, dict]:
+    w = cfg.angle_window
+    for t in [t for t in st.readings if t < at - 3 * w]:
+        del st.readings[t]
+    now = _value_at(st.readings, at)
+    before = _value_at(st.readings, at - w)
+    if now is None or before is None or now[0] - before[0] < w // 2:
+        return NONE, {"displacement": "insufficient history"}
+    days = (now[0] - before[0]) / DAY_MS
+    v = (now[1] - before[1]) / days
+    # rounded before comparing, so float noise at exactly the baseline rate is not "above 45"
+    angle = round(math.degrees(math.atan(v / cfg.baseline_velocity_mm_per_day)), 2) if v > 0 else 0.0
+    figures: dict = {"velocity_mm_day": round(v, 3), "tangential_angle_deg": angle,
+                     "cumulative_mm": now[1]}
+    earlier = _value_at(st.readings, before[0] - w)
+    if earlier is not None and before[0] - earlier[0] >= w // 2:
+        v0 = (before[1] - earlier[1]) / ((before[0] - earlier[0]) / DAY_MS)
+        figures["acceleration_mm_day2"] = round((v - v0) / days, 4)
+    level = NONE
+    for lv, name in enumerate(LEVELS):
+        deg = cfg.tangential_angle_deg.get(name)
+        if deg is not None and angle > deg:
+            level = lv
+    return level, figures
+
+
+def evaluate(st: PointState, cfg: LandslideConfig, at: int) -> tuple[list[Alert], PointLevel | None]:
+    """Re-evaluate a point at event time `at` (never earlier than its last evaluation)."""
+    alerts: list[Alert] = []
+    fresh = at > st.eval_ms  # persistence counts evaluations at distinct event times only
+    if not fresh:
+        at = st.eval_ms
+    st.eval_ms = at
+    if st.last_ms and not st.stale_since and at - st.last_ms > cfg.stale_after:
+        st.stale_since = st.last_ms
+        alerts.append(Alert(f"sensor_stale:{st.point_id}:{st.last_ms}", "sensor_stale", st.grid_id,
+                            "low", "firing", st.last_ms + cfg.stale_after, "firing",
+                            {"point_id": st.point_id, "sensor": st.sensor, "last_reading": st.last_ms,
+                             "stale_after_ms": cfg.stale_after, "level_held": level_name(st.level)},
+                            MAINTENANCE, st.path, st.zones[0] if st.zones else None,
+                            reason="no_reading"))
+    compute = _rain_figures if st.sensor == RAIN else _displacement_figures
+    raw, figures = compute(st, cfg, at)
+    figures.update(raw_level=level_name(raw), complete=not st.stale_since, gaps=st.gaps)
+    previous = st.level
+    if raw > st.level and not fresh:
+        pass  # a re-evaluation at the same time (after a late reading) does not extend a streak
+    elif raw > st.level:
+        st.below_since = 0
+        st.streak_min = raw if st.streak == 0 else min(st.streak_min, raw)
+        st.streak += 1
+        if st.streak >= cfg.persistence:
+            st.level, st.streak = st.streak_min, 0
+    elif raw < st.level:
+        st.streak = 0
+        if st.stale_since:
+            st.below_since = 0  # hold the level while the sensor is silent
+        elif not st.below_since:
+            st.below_since = at
+        elif at - st.below_since >= cfg.hysteresis:
+            st.level, st.below_since = raw, 0
+    else:
+        st.streak, st.below_since = 0, 0
+    change = None
+    if st.level != previous:
+        change = PointLevel(st.point_id, st.zones, st.grid_id, st.path, st.level, previous, at,
+                            {"point_id": st.point_id, "sensor": st.sensor, **figures})
+    return alerts, change
+
+
+def apply_reading(st: PointState, cfg: LandslideConfig, t_ms: int, value: float,
+                  unit: str | None, horizon_ms: int) -> list[Alert]:
+    """Store one reading; resolves a stale alert when the sensor is back.
+
+    Raises `Rejected` for readings that cannot be used (wrong unit, implausible rain, older than
+    everything kept); the caller records them in the DLQ.
+    """
+    if unit not in (None, "mm"):
+        raise Rejected("unusable_reading", f"{st.point_id}: unit {unit!r}; expected mm")
+    if st.sensor == RAIN and value > cfg.max_reading_mm:
+        raise Rejected("implausible_reading",
+                       f"{st.point_id}: {value} mm in one reading is above max_reading_mm "
+                       f"({cfg.max_reading_mm}); check the gauge")
+    keep = MAX_WINDOW_MS if st.sensor == RAIN else 3 * cfg.angle_window
+    if st.eval_ms and t_ms <= max(st.eval_ms, horizon_ms) - keep:
+        raise Rejected("late_event", f"{st.point_id}: reading at {t_ms} is older than the "
+                                     f"{keep // 3_600_000} h this point keeps (evaluated to {st.eval_ms})")
+    alerts: list[Alert] = []
+    if st.sensor == DISPLACEMENT or value > 0:
+        st.readings[t_ms] = value  # keyed by time: a duplicate reading replaces, never adds
+    if st.stale_since and t_ms > st.stale_since:
+        alerts.append(Alert(f"sensor_stale:{st.point_id}:{st.stale_since}", "sensor_stale",
+                            st.grid_id, "low", "resolved", t_ms, "resolved",
+                            {"point_id": st.point_id, "gap_from": st.stale_since, "gap_to": t_ms},
+                            MAINTENANCE, st.path, st.zones[0] if st.zones else None,
+                            reason="reading_resumed"))
+        st.stale_since = 0
+        st.gaps += 1
+    if t_ms > st.last_ms:
+        st.last_ms = t_ms
+    return alerts
+
+
+@dataclass(slots=True)
+class ZoneState:
+    zone_id: str
+    points: dict[str, int] = field(default_factory=dict)
+    level: int = NONE
+    episode_ms: int = 0
+
+
+class ZoneLevels:
+    """Zone level = worst of its points; a change is a ``landslide`` alert for the zone."""
+
+    def __init__(self) -> None:
+        self.zones: dict[str, ZoneState] = {}
+
+    def apply(self, zone_id: str, change: PointLevel) -> list[Alert]:
+        z = self.zones.get(zone_id)
+        if z is None:
+            z = self.zones[zone_id] = ZoneState(zone_id)
+        if change.level == NONE:
+            z.points.pop(change.point_id, None)
+        else:
+            z.points[change.point_id] = change.level
+        level = max(z.points.values(), default=NONE)
+        if level == z.level:
+            return []
+        previous, z.level = z.level, level
+        if previous == NONE:
+            z.episode_ms = change.at_ms
+        alert_id = f"landslide:{zone_id}:{z.episode_ms}"
+        evidence = {"zone_level": level_name(level), "previous": level_name(previous),
+                    "points": {p: level_name(v) for p, v in sorted(z.points.items())},
+                    "trigger": change.evidence}
+        status = "resolved" if level == NONE else "firing"
+        severity = level_name(level if level != NONE else previous)
+        return [Alert(alert_id, "landslide", change.grid_id, severity, status, change.at_ms,
+                      f"{level_name(level)}:{change.at_ms}", evidence, path=change.path,
+                      zone_id=zone_id, reason="level_down" if level < previous else "level_up")]
