@@ -5,7 +5,9 @@ Concerns:
   ``unlocated.v1``, ``dlq.v1``, vectorised per batch. Engine ``batch`` (default,
   pipeline.batch_ingest) or ``agent`` (faust agents with ``stream.take_events``); a batch size
   of 1 with the agent engine is the naive one-event-at-a-time baseline of the benchmark.
-- registry: a follower of the compacted ``devices.v1`` topic (see pipeline.devices).
+- registry: followers of the compacted ``devices.v1`` and ``subjects.v1`` topics.
+- detectors: ``located.v1`` + ``clock.v1`` -> ``alerts.v1`` (pipeline.detect_agents), the
+  zone-level agent on ``levels.v1`` and, in live mode, the leader's clock ticker.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from geo.layers import load_atlas
 from geo.locate import Locator
+from pipeline import detect_agents
 from pipeline.batch_ingest import BatchIngest
+from pipeline.detect.host import DetectorHost
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestCore, RawRecord
@@ -37,7 +40,7 @@ class Runtime:
     settings: Settings
     core: IngestCore
     follower: DeviceFollower
-    clock_tick: int | None = None
+    host: DetectorHost
 
 
 def _credentials(settings: Settings) -> Any:
@@ -117,7 +120,9 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     core = core or build_core(settings)
     follower = DeviceFollower(settings.topic("devices.v1"), aiokafka_config(settings),
                               core.devices, settings.max_message_bytes)  # type: ignore[arg-type]
-    runtime = Runtime(settings, core, follower)
+    host = detect_agents.build_host(settings)
+    subjects = detect_agents.subject_follower(settings, aiokafka_config(settings), host)
+    runtime = Runtime(settings, core, follower, host)
     app.gridwatch = runtime  # type: ignore[attr-defined]
     log = get_logger(component="ingest")
     out_names = {short: settings.topic(short)
@@ -170,21 +175,15 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         agent.__name__ = f"ingest_{short.split('.')[0]}"
         app.agent(topic, name=f"gridwatch.ingest.{short}")(agent)
 
-    clock_topic = app.topic(settings.topic("clock.v1"), key_serializer="raw",
-                            value_serializer="raw", partitions=1)
-
-    @app.agent(clock_topic, name="gridwatch.clock")
-    async def clock(stream: Any) -> None:
-        """Track the latest event-time tick (the watermark the detectors advance from)."""
-        async for value in stream:
-            try:
-                runtime.clock_tick = orjson.loads(value)["data"]["tick"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                log.warning("bad_clock_tick", size=len(value or b""))
+    detect_agents.register(app, settings, host, subjects)
 
     @app.task
     async def follow_devices() -> None:
         await follower.run()
+
+    @app.task
+    async def follow_subjects() -> None:
+        await subjects.run()
 
     @app.on_before_shutdown.connect
     async def close_sink(app: faust.App, **_: Any) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import orjson
+import yaml
 
 from pipeline.envelope import decode, validator
 from pipeline.errors import ConfigError, Rejected
@@ -23,11 +25,11 @@ _NUMERIC = {"lon", "lat"}
 _INTEGER = {"heartbeat_s"}
 
 
-def load_devices_file(path: str) -> list[dict]:
-    """Read and validate a devices file; ConfigError names the first bad row."""
+def load_devices_file(path: str, schema: str = "device.json", what: str = "device") -> list[dict]:
+    """Read and validate a registry file (devices by default); ConfigError names the first bad row."""
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"{path}: no such devices file")
+        raise ConfigError(f"{path}: no such {what}s file")
     raw = p.read_bytes()
     rows: list[Any]
     try:
@@ -41,20 +43,22 @@ def load_devices_file(path: str) -> list[dict]:
                 for k in _INTEGER & row.keys():
                     row[k] = int(row[k])
                 rows.append(row)
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            rows = yaml.safe_load(raw.decode("utf-8"))
         elif p.suffix.lower() == ".jsonl":
             rows = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
         else:
             rows = orjson.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot parse ({exc})")
     if not isinstance(rows, list):
-        raise ConfigError(f"{path}: expected a list of devices")
-    check = validator("device.json")
+        raise ConfigError(f"{path}: expected a list of {what}s")
+    check = validator(schema)
     for n, row in enumerate(rows, 1):
         try:
             check(row)
         except fastjsonschema.JsonSchemaValueException as exc:
-            raise ConfigError(f"{path}: device {n}: {exc.message}")
+            raise ConfigError(f"{path}: {what} {n}: {exc.message}")
     return rows
 
 
@@ -65,30 +69,41 @@ def device_envelope(row: dict, time: str) -> dict:
             "subject": row["device_id"], "data": row}
 
 
-class DeviceFollower:
-    """Follows devices.v1 over all partitions into a dict (an aiokafka consumer, no group)."""
+class RegistryFollower:
+    """Follows a compacted registry topic over all partitions into a dict (no consumer group).
 
-    def __init__(self, topic: str, kafka_config: dict[str, Any], registry: dict[str, dict],
-                 max_bytes: int) -> None:
+    `short` is the registry topic (``devices.v1``, ``subjects.v1``), `key_field` the data field
+    that names an entry, `transform` turns a validated data body into the stored value, and
+    `version` counts changes so readers can refresh derived indexes.
+    """
+
+    def __init__(self, topic: str, kafka_config: dict[str, Any], registry: dict[str, Any],
+                 max_bytes: int, short: str = "devices.v1", key_field: str = "device_id",
+                 transform: Callable[[dict], Any] | None = None) -> None:
         self.topic = topic
         self.kafka_config = kafka_config
         self.registry = registry
         self.max_bytes = max_bytes
+        self.short = short
+        self.key_field = key_field
+        self.transform = transform or (lambda d: d)
         self.ready = asyncio.Event()
         self.rejected = 0
+        self.version = 0
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Apply one devices.v1 record (a null value deletes)."""
+        """Apply one registry record (a null value deletes)."""
+        self.version += 1
         if value is None:
             if key is not None:
                 self.registry.pop(key.decode("utf-8", "replace"), None)
             return
         try:
-            doc = decode("devices.v1", value, self.max_bytes)
+            doc = decode(self.short, value, self.max_bytes)
         except Rejected:
             self.rejected += 1  # an invalid registration changes nothing; counted in stats
             return
-        self.registry[doc["data"]["device_id"]] = doc["data"]
+        self.registry[doc["data"][self.key_field]] = self.transform(doc["data"])
 
     async def run(self) -> None:
         """Catch up, set `ready`, then keep following until cancelled."""
@@ -120,3 +135,6 @@ class DeviceFollower:
                     self.ready.set()
         finally:
             await consumer.stop()
+
+
+DeviceFollower = RegistryFollower  # the devices.v1 follower (the default arguments)

@@ -21,6 +21,8 @@ from pipeline.envelope import decode, dlq_event, iso, make_event, parse_time
 from pipeline.errors import Rejected
 from pipeline.settings import Settings
 
+_DEVICE_FACTS = ("kind", "subject_id", "zone_id", "heartbeat_s")
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -61,6 +63,7 @@ class _Pending:
     observed: str
     location_from: str
     trace: str | None
+    device: dict | None = None
 
 
 @dataclass
@@ -120,17 +123,22 @@ class IngestCore:
         if rec.topic == "reports.v1":
             return _Pending(rec, "report", data["report_id"], data, data["lon"], data["lat"],
                             data.get("crs", "wgs84"), observed, "event", doc.get("traceparent"))
+        device = self.devices.get(data["device_id"])
+        facts = None
+        if device is not None:  # registry facts the detectors need travel with the ping
+            facts = {k: device[k] for k in _DEVICE_FACTS if k in device}
         if "lon" in data:
             return _Pending(rec, "ping", doc["id"], data, data["lon"], data["lat"],
-                            data.get("crs", "wgs84"), observed, "event", doc.get("traceparent"))
-        device = self.devices.get(data["device_id"])
+                            data.get("crs", "wgs84"), observed, "event", doc.get("traceparent"),
+                            facts)
         if device is None:
             raise Rejected("unknown_device",
                            f"device {data['device_id']} has no coordinates and is not "
                            "registered on devices.v1; register it, then redrive",
                            retriable=True)
         return _Pending(rec, "ping", doc["id"], data, device["lon"], device["lat"],
-                        device.get("crs", "wgs84"), observed, "device", doc.get("traceparent"))
+                        device.get("crs", "wgs84"), observed, "device", doc.get("traceparent"),
+                        facts)
 
     def process(self, records: list[RawRecord]) -> list[Outgoing]:
         """Route one batch; order of outputs follows the order of inputs."""
@@ -190,6 +198,8 @@ class IngestCore:
                     "snapped_m": round(float(res.snap_distance_m[i]), 1) if snapped[i] else None,
                     "location_from": p.location_from, "observed_at": p.observed,
                     "input": p.data}
+            if p.device is not None:
+                data["device"] = p.device
             ev = make_event("gridwatch.located.v1", f"located:{p.kind}:{p.source_id}",
                             p.observed, data, subject=code, trace=p.trace)
             out[slot] = Outgoing("located.v1", code.encode(), orjson.dumps(ev),

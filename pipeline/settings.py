@@ -59,6 +59,9 @@ class Settings:
     app_id: str = "gridwatch"
     atlas: str | None = None
     devices_file: str | None = None
+    subjects_file: str | None = None
+    detectors_file: str | None = None  # None: the packaged default_detectors.yaml
+    clock: str = "live"  # "live": the leader writes ticks; "off": ticks come from the log (replay, tests)
     snap_m: float = 0.0
     max_message_bytes: int = 65536
     max_future_s: int = 300
@@ -96,6 +99,9 @@ class Settings:
             app_id=env.get("GRIDWATCH_APP_ID", cls.app_id),
             atlas=env.get("GRIDWATCH_ATLAS") or None,
             devices_file=env.get("GRIDWATCH_DEVICES_FILE") or None,
+            subjects_file=env.get("GRIDWATCH_SUBJECTS_FILE") or None,
+            detectors_file=env.get("GRIDWATCH_DETECTORS") or None,
+            clock=_choice(env, "GRIDWATCH_CLOCK", cls.clock, ("live", "off")),
             snap_m=_number(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000, float),
             max_message_bytes=_number(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,
                                    256, 16 * 1024 * 1024),

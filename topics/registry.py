@@ -3,7 +3,8 @@
 Topics are never auto-created: `gridwatch topics create` provisions exactly these, and a
 worker refuses to start when one is missing or has another partition count. Input topics and
 the tables that join them must be co-partitioned (same count, same key), so partition counts
-come from one setting, ``GRIDWATCH_PARTITIONS`` (default 4), except the small clock topic.
+come from one setting, ``GRIDWATCH_PARTITIONS`` (default 4). The clock topic is co-partitioned
+with ``located.v1`` too, so each detector partition sees its own ticks.
 """
 
 from __future__ import annotations
@@ -61,7 +62,13 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Reports and pings with their grid, parent path, police grid and hazard zones."),
     TopicSpec("unlocated.v1", "source id", "unlocated.json",
               "Valid input outside every grid, for triage (never dropped)."),
+    TopicSpec("subjects.v1", "subject_id", "subject.json",
+              "Subject registry (关爱对象): people under care, their devices and profile. Compacted.",
+              compacted=True),
     TopicSpec("alerts.v1", "grid_id", "alert.json", "Detector alerts (inactivity, landslide...)."),
+    TopicSpec("levels.v1", "zone_id", "level.json",
+              "Monitoring-point level changes, repartitioned by hazard zone for the zone level.",
+              internal=True),
     TopicSpec("incidents.v1", "incident_id", "incident.json",
               "Current state of every incident. Compacted.", compacted=True),
     TopicSpec("escalations.v1", "incident_id", "escalation.json",
@@ -71,7 +78,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("commands.v1", "incident_id", "command.json",
               "Acknowledge, resolve, assign, comment... from people."),
     TopicSpec("clock.v1", "partition", "clock.json",
-              "Event-time ticks so deadlines fire when no events arrive.", partitions=1),
+              "Event-time ticks, one per partition (co-partitioned with located.v1), so "
+              "deadlines fire when no events arrive."),
     TopicSpec("dlq.v1", "source topic", "dlq.json",
               "Every rejected input with original bytes, source position, code and reason.",
               retention_ms=30 * DAY_MS),

@@ -30,7 +30,11 @@ _M_PER_DEG = 111_320.0
 
 @dataclass(slots=True)
 class Cluster:
-    """An open group of reports of one category in one place."""
+    """An open group of reports of one category in one place.
+
+    Until its first alert goes out, the cluster's id, grid and centre follow its earliest report
+    (by event time, then id), so the id does not depend on the order reports arrived in.
+    """
 
     cluster_id: str
     category: str
@@ -41,6 +45,8 @@ class Cluster:
     first_ms: int
     last_ms: int
     severity: int
+    anchor: tuple[int, str] = (0, "")  # (time, id) of the earliest report
+    seq: int = 0  # this partition's cluster number (timer entries refer to it)
     report_ids: dict[str, int] = field(default_factory=dict)  # id -> observed ms
     grids: set[str] = field(default_factory=set)
     due_ms: int = 0  # when the next alert record may go out (0: nothing pending)
@@ -84,8 +90,9 @@ class ReportClusterer:
         self.cfg = cfg
         self.classifier = Classifier(cfg)
         self.open: dict[str, list[Cluster]] = {}  # category -> clusters
-        self._timers: list[tuple[int, str, str]] = []  # (due, category, cluster id)
+        self._timers: list[tuple[int, str, int]] = []  # (due, category, cluster seq)
         self._swept_ms = 0
+        self._seq = 0
         self.seen: dict[str, int] = {}  # report id -> observed ms, for dedupe after a cluster closes
 
     def _find(self, category: str, lon: float, lat: float, t: int) -> Cluster | None:
@@ -109,9 +116,11 @@ class ReportClusterer:
         cat, sev = self.classifier.classify(category, severity, text)
         c = self._find(cat, lon, lat, t_ms)
         if c is None:
-            c = Cluster(f"report_cluster:{grid_id}:{cat}:{report_id}", cat, grid_id, path, lon, lat,
-                        t_ms, t_ms, sev)
+            self._seq += 1
+            c = Cluster("", cat, grid_id, path, lon, lat, t_ms, t_ms, sev, (t_ms, report_id), self._seq)
             self.open.setdefault(cat, []).append(c)
+        elif not c.sent_count and (t_ms, report_id) < c.anchor:
+            c.anchor, c.grid_id, c.path, c.lon, c.lat = (t_ms, report_id), grid_id, path, lon, lat
         c.report_ids[report_id] = t_ms
         self.seen[report_id] = t_ms
         c.grids.add(grid_id)
@@ -120,13 +129,15 @@ class ReportClusterer:
         urgent = self.cfg.categories[cat].immediate or c.severity == len(SEVERITIES) - 1
         if urgent and not c.sent_count:
             return [self._emit(c, t_ms)]
-        if not c.due_ms:
-            wait = self.cfg.group_wait if not c.sent_count else self.cfg.group_interval
-            c.due_ms = max(t_ms, c.last_sent_ms + wait if c.sent_count else c.first_ms + wait)
-            heapq.heappush(self._timers, (c.due_ms, cat, c.cluster_id))
+        due = c.last_sent_ms + self.cfg.group_interval if c.sent_count else c.first_ms + self.cfg.group_wait
+        if not c.due_ms or due < c.due_ms:  # an earlier report moves the first alert earlier
+            c.due_ms = due
+            heapq.heappush(self._timers, (due, cat, c.seq))
         return []
 
     def _emit(self, c: Cluster, at: int) -> Alert:
+        if not c.cluster_id:
+            c.cluster_id = f"report_cluster:{c.grid_id}:{c.category}:{c.anchor[1]}"
         c.sent_count, c.last_sent_ms, c.due_ms = len(c.report_ids), at, 0
         ids = sorted(c.report_ids, key=lambda r: (c.report_ids[r], r))
         evidence = {"category": c.category, "label": self.cfg.categories[c.category].label,
@@ -141,11 +152,11 @@ class ReportClusterer:
         """Send what group_wait/group_interval allow; close clusters past their window."""
         out: list[Alert] = []
         while self._timers and self._timers[0][0] <= now_ms:
-            due, cat, cid = heapq.heappop(self._timers)
+            due, cat, key = heapq.heappop(self._timers)
             for c in self.open.get(cat, ()):
-                if c.cluster_id == cid and c.due_ms == due:
+                if c.seq == key and c.due_ms == due:
                     if len(c.report_ids) != c.sent_count:
-                        out.append(self._emit(c, due))
+                        out.append(self._emit(c, max(due, c.last_ms)))
                     c.due_ms = 0
         if now_ms - self._swept_ms < 60_000:
             return out

@@ -51,8 +51,10 @@ class Pipeline:
     atlas: str
     workdir: Path
 
+    extra_env: dict[str, str] | None = None
+
     def env(self) -> dict[str, str]:
-        return dict(os.environ, GRIDWATCH_BROKER=self.settings.broker,
+        return dict(os.environ, **(self.extra_env or {}), GRIDWATCH_BROKER=self.settings.broker,
                     GRIDWATCH_EMBEDDED="true", GRIDWATCH_TOPIC_PREFIX=self.settings.topic_prefix,
                     GRIDWATCH_ATLAS=self.atlas, GRIDWATCH_DATA_DIR=str(self.workdir / "data"),
                     GRIDWATCH_BATCH_WITHIN_S="0.02")
@@ -75,11 +77,13 @@ class Pipeline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
-    def produce(self, short: str, records: list[tuple[bytes | None, bytes | None]],
+    def produce(self, short: str, records: list[tuple],
                 timestamp_ms: int | None = None) -> None:
+        """Write (key, value) or (key, value, timestamp_ms) records."""
         p = KafkaProducer(bootstrap_servers=self.settings.broker, linger_ms=2)
-        for key, value in records:
-            p.send(self.settings.topic(short), key=key, value=value, timestamp_ms=timestamp_ms)
+        for key, value, *ts in records:
+            p.send(self.settings.topic(short), key=key, value=value,
+                   timestamp_ms=ts[0] if ts else timestamp_ms)
         p.flush()
         p.close()
 

@@ -1,0 +1,160 @@
+"""Faust wiring of the detectors: thin agents around the pure `DetectorHost`.
+
+- ``detect``: ``located.v1`` + ``clock.v1`` (co-partitioned: partition p of both goes to the
+  same worker) -> host -> ``alerts.v1`` (keyed by grid), ``levels.v1`` (keyed by zone),
+  ``dlq.v1`` (unusable or too-late readings, with the located record's position).
+- ``zones``: ``levels.v1`` -> `ZoneLevels` (worst point of each hazard zone) -> ``alerts.v1``.
+- ``clock_ticker``: in live mode the leader writes one tick per ``clock.v1`` partition every
+  ``tick_interval``; the tick is the wall clock floored to the interval, so two workers ticking
+  around a rebalance write the same value and the second is ignored (ticks never go back).
+  Only here does wall time enter; replay and tests write ticks themselves (``GRIDWATCH_CLOCK=off``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from pipeline.detect.alerts import Alert
+from pipeline.detect.config import load_config
+from pipeline.detect.host import DetectorHost, Output
+from pipeline.detect.landslide import PointLevel, ZoneLevels, level_name
+from pipeline.envelope import dlq_event, iso_ms, make_event
+from pipeline.logs import get_logger
+from pipeline.settings import Settings
+from pipeline.sink import partition_for
+from pipeline.subjects import load_subjects_file, subject_from_data
+
+LEVEL_INDEX = {"none": -1, "blue": 0, "yellow": 1, "orange": 2, "red": 3}
+
+
+def tick_envelope(tick_ms: int, partition: int) -> dict:
+    """A clock.v1 record: the same tick value always has the same id."""
+    return make_event("gridwatch.clock.v1", f"tick:{partition}:{tick_ms}", iso_ms(tick_ms),
+                      {"tick": tick_ms, "at": iso_ms(tick_ms), "source": "ticker"},
+                      source="gridwatch/clock")
+
+
+def level_record(change: PointLevel, zone: str) -> tuple[bytes, bytes]:
+    """(key, value) of a levels.v1 record for one zone of a point."""
+    data = {"point_id": change.point_id, "zone_id": zone, "grid_id": change.grid_id,
+            "path": list(change.path), "level": level_name(change.level),
+            "previous": level_name(change.previous), "at": iso_ms(change.at_ms),
+            "at_ms": change.at_ms, "evidence": change.evidence}
+    ev = make_event("gridwatch.level.v1", f"level:{change.point_id}:{zone}:{change.at_ms}",
+                    iso_ms(change.at_ms), data, subject=zone, source="gridwatch/detectors")
+    return zone.encode(), orjson.dumps(ev)
+
+
+def change_from_record(data: dict) -> PointLevel:
+    return PointLevel(data["point_id"], (data["zone_id"],), data["grid_id"],
+                      tuple(data.get("path") or ()), LEVEL_INDEX[data["level"]],
+                      LEVEL_INDEX[data["previous"]], data["at_ms"], data["evidence"])
+
+
+def build_host(settings: Settings, subjects: dict | None = None) -> DetectorHost:
+    """The detector host for these settings (config validated here, at start-up)."""
+    cfg = load_config(settings.detectors_file)
+    reg = subjects if subjects is not None else {}
+    if settings.subjects_file:
+        reg.update(load_subjects_file(settings.subjects_file))
+    return DetectorHost(cfg, reg, partition_of=lambda g: partition_for(g.encode(), settings.partitions))
+
+
+def register(app: faust.App, settings: Settings, host: DetectorHost, follower: Any) -> None:
+    """Add the detector agents, the zone agent and the ticker to the app."""
+    log = get_logger(component="detect")
+    raw = dict(key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    located_name, clock_name = settings.topic("located.v1"), settings.topic("clock.v1")
+    source = app.topic(located_name, clock_name, **raw)
+    alerts = app.topic(settings.topic("alerts.v1"), **raw)
+    levels = app.topic(settings.topic("levels.v1"), **raw)
+    dlq = app.topic(settings.topic("dlq.v1"), **raw)
+
+    async def send_alerts(items: list[Alert]) -> None:
+        for a in items:
+            key, value = a.encode()
+            await alerts.send(key=key, value=value)
+
+    async def emit(out: Output, msg: Any) -> None:
+        await send_alerts(out.alerts)
+        for change in out.levels:
+            for zone in change.zones:
+                key, value = level_record(change, zone)
+                await levels.send(key=key, value=value)
+        for rej in out.rejected:
+            ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value,
+                           rej.code, rej.reason, rej.retriable)
+            await dlq.send(key=b"located.v1", value=orjson.dumps(ev))
+            log.warning("detector_rejected", code=rej.code, reason=rej.reason,
+                        partition=msg.partition, offset=msg.offset)
+
+    @app.agent(source, name="gridwatch.detect")
+    async def detect(stream: Any) -> None:
+        await follower.ready.wait()
+        async for event in stream.events():
+            msg = event.message
+            host.subjects_version = follower.version
+            try:
+                doc = orjson.loads(msg.value)
+                if msg.topic == clock_name:
+                    out = host.on_tick(msg.partition, int(doc["data"]["tick"]))
+                else:
+                    out = host.on_located(msg.partition, doc["data"])
+            except Exception as exc:  # never stop the stream: record the record and go on
+                ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value,
+                               "internal_error", f"detectors: {type(exc).__name__}: {exc}")
+                await dlq.send(key=msg.topic.encode(), value=orjson.dumps(ev))
+                log.error("detector_error", error=type(exc).__name__, partition=msg.partition,
+                          offset=msg.offset)
+                continue
+            await emit(out, msg)
+
+    zones = ZoneLevels()
+
+    @app.agent(levels, name="gridwatch.zones")
+    async def zone_levels(stream: Any) -> None:
+        async for value in stream:
+            try:
+                data = orjson.loads(value)["data"]
+                out = zones.apply(data["zone_id"], change_from_record(data))
+            except Exception as exc:
+                log.error("zone_error", error=type(exc).__name__)
+                continue
+            await send_alerts(out)
+
+    @app.on_partitions_revoked.connect
+    async def forget(app: faust.App, revoked: set, **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == located_name:
+                host.drop(tp.partition)
+
+    if settings.clock == "live":
+        interval = host.cfg.clock.tick_interval
+        clock_topic = app.topic(clock_name, **raw)
+
+        @app.timer(interval / 1000.0, on_leader=True, name="gridwatch.clock_ticker")
+        async def clock_ticker() -> None:
+            tick = int(time.time() * 1000) // interval * interval  # the only wall-clock read
+            for p in range(settings.partitions):
+                await clock_topic.send(key=b"tick", value=orjson.dumps(tick_envelope(tick, p)),
+                                       partition=p)
+
+    @app.timer(interval=10.0)
+    async def detector_stats() -> None:
+        s = host.stats
+        log.info("detector_stats", events=s.events, ticks=s.ticks, late=s.late, ignored=s.ignored,
+                 rejected=s.rejected, alerts=s.alerts, subjects=len(host.subjects),
+                 partitions=sorted(host.partitions))
+
+
+def subject_follower(settings: Settings, kafka_config: dict, host: DetectorHost) -> Any:
+    """A follower of subjects.v1 feeding the host's registry."""
+    from pipeline.devices import RegistryFollower
+
+    return RegistryFollower(settings.topic("subjects.v1"), kafka_config, host.subjects,  # type: ignore[arg-type]
+                            settings.max_message_bytes, short="subjects.v1", key_field="subject_id",
+                            transform=subject_from_data)
