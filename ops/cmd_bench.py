@@ -48,3 +48,21 @@ def bench_pipeline(events: int, rate: float, seconds: float, workdir: str, as_js
     from ops.bench_pipeline import run_pipeline_bench
 
     _print(run_pipeline_bench(events=events, rate=rate, seconds=seconds, workdir=workdir), as_json)
+
+
+@bench.command("detectors")
+@click.option("--subjects", type=click.IntRange(100, 5_000_000), default=100_000, show_default=True)
+@click.option("--events", type=click.IntRange(1000, 20_000_000), default=300_000, show_default=True)
+@click.option("--points", type=click.IntRange(10, 100_000), default=500, show_default=True)
+@click.option("--reports", type=click.IntRange(100, 5_000_000), default=50_000, show_default=True)
+@click.option("--memory-subjects", type=click.IntRange(1000, 5_000_000), default=200_000,
+              show_default=True, help="Subjects tracked for the memory figure.")
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def bench_detectors(subjects: int, events: int, points: int, reports: int, memory_subjects: int,
+                    as_json: bool) -> None:
+    """Events/s per detector (pure Python) and memory per subject and monitoring point."""
+    from ops.bench_detectors import run_detectors_bench
+
+    _print(run_detectors_bench(subjects=subjects, events=events, points=points, reports=reports,
+                               memory_subjects=memory_subjects), as_json)

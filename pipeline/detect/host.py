@@ -16,11 +16,13 @@ from pipeline.detect.alerts import Alert
 from pipeline.detect.clock import Watermark
 from pipeline.detect.config import DetectorConfig
 from pipeline.detect.inactivity import InactivityDetector, Subject
-from pipeline.detect.landslide import SENSOR_KINDS, PointLevel, PointState, apply_reading, evaluate
+from pipeline.detect.landslide import SENSOR_KINDS, PointLevel, PointState, apply_reading, evaluate, new_point
 from pipeline.detect.reports import ReportClusterer
 from pipeline.errors import Rejected
 
-POINT_SWEEP_MS = 60_000  # points are re-evaluated (windows slide, staleness) once a minute of event time
+# every point is re-evaluated (windows slide, staleness) every 5 minutes of event time, besides
+# at each of its own readings
+POINT_SWEEP_MS = 5 * 60_000
 
 
 def event_ms(observed_at: str) -> int:
@@ -92,6 +94,7 @@ class DetectorHost:
         self.stats = DetectorStats()
         self._device_subject: dict[str, str] = {}
         self._indexed_version = -1
+        self._paths: dict[str, tuple[str, ...]] = {}
 
     def partition(self, p: int) -> PartitionDetectors:
         pd = self.partitions.get(p)
@@ -134,7 +137,11 @@ class DetectorHost:
         t = event_ms(data["observed_at"])
         if pd.watermark.observe(t):
             self.stats.late += 1
-        grid, path = data["grid_id"], tuple(data.get("path") or (data["grid_id"],))
+        grid = data["grid_id"]
+        path = self._paths.get(grid)
+        if path is None:  # one shared tuple per grid: states hold no copies of paths
+            path = self._paths[grid] = tuple(data.get("path") or (grid,))
+        grid = path[-1]
         inp = data.get("input") or {}
         try:
             if data["source_type"] == "report":
@@ -160,7 +167,7 @@ class DetectorHost:
             if st is None:
                 zones = (device["zone_id"],) if device.get("zone_id") else \
                     tuple(data.get("hazard_zones") or (f"point:{device_id}",))
-                st = pd.points[device_id] = PointState(device_id, sensor, grid, path, zones)
+                st = pd.points[device_id] = new_point(device_id, sensor, grid, path, zones)
             out.alerts += apply_reading(st, self.cfg.landslide, t, float(inp["value"]),
                                         inp.get("unit"), pd.watermark.now_ms)
             alerts, change = evaluate(st, self.cfg.landslide, max(pd.watermark.now_ms, st.last_ms))

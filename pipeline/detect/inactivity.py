@@ -38,19 +38,33 @@ class Subject:
     call: tuple[str, ...] = ()
 
 
+class Heartbeats(dict):
+    """Device -> heartbeat interval (ms); only devices off the default are stored."""
+
+    def __init__(self, default_ms: int) -> None:
+        super().__init__()
+        self.default_ms = default_ms
+
+    def __missing__(self, device: str) -> int:
+        return self.default_ms
+
+
 @dataclass(slots=True)
 class SubjectState:
-    """Everything remembered about one subject (small: about 0.3 kB)."""
+    """Everything remembered about one subject (small: see `gridwatch bench detectors`).
+
+    Grid id and path are shared with every subject of the grid; ``offline`` exists only while
+    a device is down.
+    """
 
     subject_id: str
     grid_id: str
     path: tuple[str, ...]
     armed_ms: int  # when watching started (first ping or registration)
+    seen: dict[str, int] = field(default_factory=dict)  # device -> last ping time (0: never)
     last_activity_ms: int = 0
-    seen: dict[str, int] = field(default_factory=dict)  # device -> last ping time
-    heartbeat: dict[str, int] = field(default_factory=dict)  # device -> interval ms
     inactive_since: int = 0  # episode start (last activity) of a firing inactivity alert
-    offline: dict[str, int] = field(default_factory=dict)  # device -> last seen when alerted
+    offline: dict[str, int] | None = None  # device -> last seen when alerted
     restored_ms: int = 0  # when the last device outage ended: quiet time restarts there
     scheduled_ms: int = 0  # the live timer entry's time (0: none)
 
@@ -72,15 +86,15 @@ def _quiet_from(state: SubjectState) -> int:
     return max(state.last_activity_ms, state.armed_ms, state.restored_ms)
 
 
-def _expiry(state: SubjectState, device: str, profile: Profile) -> int:
-    seen = state.seen.get(device, state.armed_ms)
-    return seen + int(state.heartbeat[device] * profile.heartbeat_grace)
+def _expiry(state: SubjectState, device: str, profile: Profile, hb: Mapping[str, int]) -> int:
+    return (state.seen[device] or state.armed_ms) + int(hb[device] * profile.heartbeat_grace)
 
 
-def next_due(state: SubjectState, profile: Profile) -> int:
+def next_due(state: SubjectState, profile: Profile, hb: Mapping[str, int]) -> int:
     """The earliest event time at which `step_time` may have something to say (0: nothing)."""
-    times = [_expiry(state, d, profile) for d in state.heartbeat if d not in state.offline]
-    if not state.inactive_since and not state.offline:  # held back while a device is down
+    off = state.offline or ()
+    times = [_expiry(state, d, profile, hb) for d in state.seen if d not in off]
+    if not state.inactive_since and not off:  # held back while a device is down
         times.append(quiet_deadline(_quiet_from(state), profile.quiet_window, profile.night))
     return min(times) if times else 0
 
@@ -93,19 +107,15 @@ def _alert(state: SubjectState, kind: str, episode: str, severity: str, status: 
 
 
 def step_ping(state: SubjectState, profile: Profile, cfg: InactivityConfig, device: str,
-              kind: str, value: float | None, unit: str | None, t_ms: int,
-              heartbeat_ms: int | None, default_heartbeat_ms: int) -> list[Alert]:
+              kind: str, value: float | None, unit: str | None, t_ms: int) -> list[Alert]:
     """Apply one ping (late or not) to a subject; return the alerts it resolves."""
     out: list[Alert] = []
-    if heartbeat_ms:
-        state.heartbeat[device] = heartbeat_ms
-    else:
-        state.heartbeat.setdefault(device, default_heartbeat_ms)
     if t_ms > state.seen.get(device, 0):
         state.seen[device] = t_ms
-    if device in state.offline and t_ms > state.offline[device]:
+    if state.offline and device in state.offline and t_ms > state.offline[device]:
         since = state.offline.pop(device)
         if not state.offline:
+            state.offline = None
             state.restored_ms = max(state.restored_ms, t_ms)
         out.append(_alert(state, "device_offline", f"{device}:{since}", "low", "resolved", t_ms,
                           {"device_id": device, "last_seen": since, "back_at": t_ms},
@@ -134,26 +144,30 @@ def step_ping(state: SubjectState, profile: Profile, cfg: InactivityConfig, devi
     return out
 
 
-def step_time(state: SubjectState, profile: Profile, now_ms: int) -> list[Alert]:
-    """Fire what is due at `now_ms`: device_offline first (in time order), then inactivity."""
+def step_time(state: SubjectState, profile: Profile, now_ms: int,
+              hb: Mapping[str, int]) -> list[Alert]:
+    """Fire what is due at `now_ms`: device_offline first (in time order), then inactivity.
+
+    `hb` gives each device's heartbeat interval (ms).
+    """
     out: list[Alert] = []
-    expired = sorted((_expiry(state, d, profile), d) for d in state.heartbeat
-                     if d not in state.offline)
+    off = state.offline or {}
+    expired = sorted((_expiry(state, d, profile, hb), d) for d in state.seen if d not in off)
     for at, device in expired:
         if at > now_ms:
             break
-        since = state.seen.get(device, state.armed_ms)
-        state.offline[device] = since
+        since = state.seen[device] or state.armed_ms
+        off[device] = since
+        state.offline = off
         out.append(_alert(state, "device_offline", f"{device}:{since}", "low", "firing", at,
-                          {"device_id": device, "last_seen": since,
-                           "heartbeat_ms": state.heartbeat[device]},
+                          {"device_id": device, "last_seen": since, "heartbeat_ms": hb[device]},
                           "no_heartbeat", MAINTENANCE))
     if not state.inactive_since:
         start = _quiet_from(state)
         deadline = quiet_deadline(start, profile.quiet_window, profile.night)
         # healthy at the deadline: no device had already missed its heartbeat by then
-        dead_before = any(since + int(state.heartbeat[d] * profile.heartbeat_grace) <= deadline
-                          for d, since in state.offline.items())
+        dead_before = any(since + int(hb[d] * profile.heartbeat_grace) <= deadline
+                          for d, since in off.items())
         if deadline <= now_ms and not dead_before:
             state.inactive_since = start
             out.append(_alert(state, "inactivity", f"{state.subject_id}:{start}", profile.severity,
@@ -173,6 +187,7 @@ class InactivityDetector:
         self.cfg = cfg
         self.subjects = subjects
         self.states: dict[str, SubjectState] = {}
+        self.heartbeats = Heartbeats(cfg.default_heartbeat)
         self._timers: list[tuple[int, str]] = []
 
     def profile_of(self, subject_id: str) -> Profile:
@@ -181,7 +196,7 @@ class InactivityDetector:
         return self.cfg.profiles[name]
 
     def _schedule(self, state: SubjectState) -> None:
-        due = next_due(state, self.profile_of(state.subject_id))
+        due = next_due(state, self.profile_of(state.subject_id), self.heartbeats)
         if due and (not state.scheduled_ms or due < state.scheduled_ms):
             state.scheduled_ms = due
             heapq.heappush(self._timers, (due, state.subject_id))
@@ -192,19 +207,23 @@ class InactivityDetector:
         if state is None:
             state = SubjectState(subject.subject_id, grid_id, path, now_ms)
             for d in subject.devices:
-                state.heartbeat[d] = self.cfg.default_heartbeat
+                state.seen[d] = 0
             self.states[subject.subject_id] = state
         return state
 
     def ping(self, subject_id: str, grid_id: str, path: tuple[str, ...], device: str, kind: str,
              value: float | None, unit: str | None, t_ms: int, heartbeat_ms: int | None) -> list[Alert]:
         """Apply a located ping of one of a subject's devices."""
-        subject = self.subjects.get(subject_id) or Subject(subject_id, self.cfg.default_profile)
+        subject = self.subjects.get(subject_id)
+        if subject is None:
+            subject = Subject(subject_id, self.cfg.default_profile)
+        subject_id = subject.subject_id  # the registry's string, not the event's copy
         state = self.states.get(subject_id)
         if state is None:
             state = self.arm(subject, grid_id, path, t_ms)
-        out = step_ping(state, self.profile_of(subject_id), self.cfg, device, kind, value, unit,
-                        t_ms, heartbeat_ms, self.cfg.default_heartbeat)
+        if heartbeat_ms and heartbeat_ms != self.heartbeats.default_ms:
+            self.heartbeats[device] = heartbeat_ms
+        out = step_ping(state, self.profile_of(subject_id), self.cfg, device, kind, value, unit, t_ms)
         self._schedule(state)
         return out
 
@@ -218,6 +237,6 @@ class InactivityDetector:
             if state is None or state.scheduled_ms != due:
                 continue  # a stale entry: the subject was re-armed earlier
             state.scheduled_ms = 0
-            out.extend(step_time(state, self.profile_of(sid), now_ms))
+            out.extend(step_time(state, self.profile_of(sid), now_ms, self.heartbeats))
             self._schedule(state)
         return out

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from pipeline.detect.alerts import MAINTENANCE, Alert
 from pipeline.detect.config import LEVELS, RAIN_WINDOWS, WINDOW_MS, LandslideConfig
+from pipeline.detect.series import Series
 from pipeline.errors import Rejected
 
 NONE = -1  # below blue
@@ -29,6 +30,8 @@ RAIN, DISPLACEMENT = "rain", "displacement"
 SENSOR_KINDS = {"rain_gauge": RAIN, "gnss_displacement": DISPLACEMENT, "crack_meter": DISPLACEMENT}
 DAY_MS = 86_400_000
 MAX_WINDOW_MS = max(WINDOW_MS.values())
+RAIN_WINDOW_MS = tuple(WINDOW_MS[w] for w in RAIN_WINDOWS)
+TRIM_EVERY = 256  # readings past the longest window before they are dropped
 
 
 def level_name(level: int) -> str:
@@ -44,7 +47,7 @@ class PointState:
     grid_id: str
     path: tuple[str, ...]
     zones: tuple[str, ...]
-    readings: dict[int, float] = field(default_factory=dict)  # time -> mm (rain) or cumulative mm
+    readings: Series = field(default_factory=Series)  # mm per reading (rain) or cumulative mm
     last_ms: int = 0  # newest reading
     eval_ms: int = 0  # newest evaluation time
     level: int = NONE
@@ -69,56 +72,76 @@ class PointLevel:
     evidence: dict
 
 
-def _rain_figures(st: PointState, cfg: LandslideConfig, at: int) -> tuple[int, dict]:
-    sums = dict.fromkeys(RAIN_WINDOWS, 0.0)
-    spans = [(w, at - WINDOW_MS[w]) for w in RAIN_WINDOWS]
-    old = []
-    for t, mm in st.readings.items():
-        if t <= at - MAX_WINDOW_MS:
-            old.append(t)
-            continue
-        if t > at:
-            continue
-        for w, start in spans:
-            if t > start:
-                sums[w] += mm
-    for t in old:
-        del st.readings[t]
+def new_point(point_id: str, sensor: str, grid_id: str, path: tuple[str, ...],
+              zones: tuple[str, ...]) -> PointState:
+    """A monitoring point with the right series for its sensor."""
+    series = Series(RAIN_WINDOW_MS if sensor == RAIN else ())
+    return PointState(point_id, sensor, grid_id, path, zones, series)
+
+
+_COMPILED: dict[int, tuple[LandslideConfig, list, list]] = {}
+
+
+def _compiled(cfg: LandslideConfig) -> tuple[list, list]:
+    """Rain thresholds as [(level, [(window index, mm)...])] from red down, and the I-D checks
+    as [(window index, hours, mm needed)] (I >= a*D^b over D hours means sum >= a*D^(b+1))."""
+    hit = _COMPILED.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        table = [(lv, [(RAIN_WINDOWS.index(w), mm - 1e-9) for w, mm in cfg.rain_mm.get(name, {}).items()])
+                 for lv, name in reversed(list(enumerate(LEVELS)))]
+        idt = cfg.intensity_duration
+        checks = []
+        if idt is not None:
+            for i, w in enumerate(RAIN_WINDOWS):
+                d = WINDOW_MS[w] / 3_600_000
+                if d >= idt.min_duration_h:
+                    checks.append((i, d, idt.a * d ** (idt.b + 1)))
+        hit = _COMPILED[id(cfg)] = (cfg, table, checks)
+    return hit[1], hit[2]
+
+
+def _rain_level(st: PointState, cfg: LandslideConfig, at: int) -> int:
+    series = st.readings
+    sums = series.sums_at(at)
+    if series.start[-1] > TRIM_EVERY:
+        series.trim(series.times[series.start[-1]])
+    table, checks = _compiled(cfg)
     level = NONE
-    for lv, name in enumerate(LEVELS):
-        for w, mm in cfg.rain_mm.get(name, {}).items():
-            if sums[w] >= mm:
-                level = max(level, lv)
-    figures: dict = {"rain_mm": {w: round(v, 2) for w, v in sums.items()}}
-    idt = cfg.intensity_duration
-    if idt is not None:
-        for w in RAIN_WINDOWS:
-            d = WINDOW_MS[w] / 3_600_000
-            if d < idt.min_duration_h or sums[w] <= 0:
-                continue
-            if sums[w] / d >= idt.a * d ** idt.b:
-                level = max(level, LEVELS.index(idt.level))
-                figures["id_exceeded"] = {"duration_h": d, "intensity_mm_h": round(sums[w] / d, 2),
-                                          "threshold_mm_h": round(idt.a * d ** idt.b, 2)}
+    for lv, thresholds in table:  # plain loops: this runs on every reading and sweep
+        for i, mm in thresholds:
+            if sums[i] >= mm:
+                level = lv
                 break
-    return level, figures
+        if level != NONE:
+            break
+    if checks and cfg.intensity_duration is not None:
+        id_level = LEVELS.index(cfg.intensity_duration.level)
+        if id_level > level:
+            for i, _, need in checks:
+                if sums[i] > 0 and sums[i] >= need:
+                    return id_level
+    return level
 
 
-def _value_at(readings: dict[int, float], t: int) -> tuple[int, float] | None:
-    """The newest reading at or before t."""
-    best = None
-    for ts, v in readings.items():
-        if ts <= t and (best is None or ts > best[0]):
-            best = (ts, v)
-    return best
+def _rain_figures(st: PointState, cfg: LandslideConfig, at: int) -> dict:
+    """The evidence behind a rain level (built only when something is emitted)."""
+    sums = st.readings.sums_at(at)
+    figures: dict = {"rain_mm": {w: round(max(0.0, v), 2) for w, v in zip(RAIN_WINDOWS, sums, strict=True)}}
+    for i, d, need in _compiled(cfg)[1]:
+        if sums[i] > 0 and sums[i] >= need:
+            figures["id_exceeded"] = {"duration_h": d, "intensity_mm_h": round(sums[i] / d, 2),
+                                      "threshold_mm_h": round(need / d, 2)}
+            break
+    return figures
 
 
 def _displacement_figures(st: PointState, cfg: LandslideConfig, at: int) -> tuple[int, dict]:
     w = cfg.angle_window
-    for t in [t for t in st.readings if t < at - 3 * w]:
-        del st.readings[t]
-    now = _value_at(st.readings, at)
-    before = _value_at(st.readings, at - w)
+    series = st.readings
+    if len(series) > TRIM_EVERY and series.times[0] < at - 3 * w:
+        series.trim(at - 3 * w)
+    now = series.value_at(at)
+    before = series.value_at(at - w)
     if now is None or before is None or now[0] - before[0] < w // 2:
         return NONE, {"displacement": "insufficient history"}
     days = (now[0] - before[0]) / DAY_MS
@@ -127,7 +150,7 @@ def _displacement_figures(st: PointState, cfg: LandslideConfig, at: int) -> tupl
     angle = round(math.degrees(math.atan(v / cfg.baseline_velocity_mm_per_day)), 2) if v > 0 else 0.0
     figures: dict = {"velocity_mm_day": round(v, 3), "tangential_angle_deg": angle,
                      "cumulative_mm": now[1]}
-    earlier = _value_at(st.readings, before[0] - w)
+    earlier = series.value_at(before[0] - w)
     if earlier is not None and before[0] - earlier[0] >= w // 2:
         v0 = (before[1] - earlier[1]) / ((before[0] - earlier[0]) / DAY_MS)
         figures["acceleration_mm_day2"] = round((v - v0) / days, 4)
@@ -154,9 +177,10 @@ def evaluate(st: PointState, cfg: LandslideConfig, at: int) -> tuple[list[Alert]
                              "stale_after_ms": cfg.stale_after, "level_held": level_name(st.level)},
                             MAINTENANCE, st.path, st.zones[0] if st.zones else None,
                             reason="no_reading"))
-    compute = _rain_figures if st.sensor == RAIN else _displacement_figures
-    raw, figures = compute(st, cfg, at)
-    figures.update(raw_level=level_name(raw), complete=not st.stale_since, gaps=st.gaps)
+    if st.sensor == RAIN:
+        raw, figures = _rain_level(st, cfg, at), None
+    else:
+        raw, figures = _displacement_figures(st, cfg, at)
     previous = st.level
     if raw > st.level and not fresh:
         pass  # a re-evaluation at the same time (after a late reading) does not extend a streak
@@ -178,6 +202,9 @@ def evaluate(st: PointState, cfg: LandslideConfig, at: int) -> tuple[list[Alert]
         st.streak, st.below_since = 0, 0
     change = None
     if st.level != previous:
+        if figures is None:
+            figures = _rain_figures(st, cfg, at)
+        figures.update(raw_level=level_name(raw), complete=not st.stale_since, gaps=st.gaps)
         change = PointLevel(st.point_id, st.zones, st.grid_id, st.path, st.level, previous, at,
                             {"point_id": st.point_id, "sensor": st.sensor, **figures})
     return alerts, change
@@ -201,8 +228,7 @@ def apply_reading(st: PointState, cfg: LandslideConfig, t_ms: int, value: float,
         raise Rejected("late_event", f"{st.point_id}: reading at {t_ms} is older than the "
                                      f"{keep // 3_600_000} h this point keeps (evaluated to {st.eval_ms})")
     alerts: list[Alert] = []
-    if st.sensor == DISPLACEMENT or value > 0:
-        st.readings[t_ms] = value  # keyed by time: a duplicate reading replaces, never adds
+    st.readings.add(t_ms, value)  # keyed by time: a duplicate reading replaces, never adds
     if st.stale_since and t_ms > st.stale_since:
         alerts.append(Alert(f"sensor_stale:{st.point_id}:{st.stale_since}", "sensor_stale",
                             st.grid_id, "low", "resolved", t_ms, "resolved",

@@ -89,20 +89,43 @@ class ReportClusterer:
     def __init__(self, cfg: ReportsConfig) -> None:
         self.cfg = cfg
         self.classifier = Classifier(cfg)
-        self.open: dict[str, list[Cluster]] = {}  # category -> clusters
-        self._timers: list[tuple[int, str, int]] = []  # (due, category, cluster seq)
+        # open clusters by (category, cell); cells are cluster_distance_m high and wide enough
+        # in longitude for any latitude up to 60 degrees (all of China), so 3 x 3 cells cover
+        # every cluster within reach
+        self.open: dict[tuple[str, int, int], list[Cluster]] = {}
+        self.by_seq: dict[int, Cluster] = {}
+        self._cell_lat = cfg.cluster_distance_m / _M_PER_DEG
+        self._cell_lon = cfg.cluster_distance_m / (_M_PER_DEG * 0.5)
+        self._timers: list[tuple[int, int]] = []  # (due, cluster seq)
         self._swept_ms = 0
         self._seq = 0
         self.seen: dict[str, int] = {}  # report id -> observed ms, for dedupe after a cluster closes
 
+    def _cell(self, category: str, lon: float, lat: float) -> tuple[str, int, int]:
+        return category, int(lon // self._cell_lon), int(lat // self._cell_lat)
+
+    def _place(self, c: Cluster, add: bool) -> None:
+        key = self._cell(c.category, c.lon, c.lat)
+        if add:
+            self.open.setdefault(key, []).append(c)
+            return
+        cell = self.open[key]
+        cell.remove(c)
+        if not cell:
+            del self.open[key]
+
     def _find(self, category: str, lon: float, lat: float, t: int) -> Cluster | None:
+        """The nearest open cluster within reach (searching the 3 x 3 cells around the point)."""
         best, best_d = None, self.cfg.cluster_distance_m
-        for c in self.open.get(category, ()):
-            if abs(t - c.last_ms) > self.cfg.cluster_window and not (c.first_ms <= t <= c.last_ms):
-                continue
-            d = distance_m(c.lon, c.lat, lon, lat)
-            if d <= best_d:
-                best, best_d = c, d
+        _, cx, cy = self._cell(category, lon, lat)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for c in self.open.get((category, cx + dx, cy + dy), ()):
+                    if abs(t - c.last_ms) > self.cfg.cluster_window and not c.first_ms <= t <= c.last_ms:
+                        continue
+                    d = distance_m(c.lon, c.lat, lon, lat)
+                    if d < best_d or (d == best_d and (best is None or c.seq < best.seq)):
+                        best, best_d = c, d
         return best
 
     def report(self, report_id: str, category: str, severity: str, text: str, grid_id: str,
@@ -118,9 +141,12 @@ class ReportClusterer:
         if c is None:
             self._seq += 1
             c = Cluster("", cat, grid_id, path, lon, lat, t_ms, t_ms, sev, (t_ms, report_id), self._seq)
-            self.open.setdefault(cat, []).append(c)
+            self._place(c, True)
+            self.by_seq[c.seq] = c
         elif not c.sent_count and (t_ms, report_id) < c.anchor:
+            self._place(c, False)
             c.anchor, c.grid_id, c.path, c.lon, c.lat = (t_ms, report_id), grid_id, path, lon, lat
+            self._place(c, True)
         c.report_ids[report_id] = t_ms
         self.seen[report_id] = t_ms
         c.grids.add(grid_id)
@@ -132,7 +158,7 @@ class ReportClusterer:
         due = c.last_sent_ms + self.cfg.group_interval if c.sent_count else c.first_ms + self.cfg.group_wait
         if not c.due_ms or due < c.due_ms:  # an earlier report moves the first alert earlier
             c.due_ms = due
-            heapq.heappush(self._timers, (due, cat, c.seq))
+            heapq.heappush(self._timers, (due, c.seq))
         return []
 
     def _emit(self, c: Cluster, at: int) -> Alert:
@@ -152,21 +178,19 @@ class ReportClusterer:
         """Send what group_wait/group_interval allow; close clusters past their window."""
         out: list[Alert] = []
         while self._timers and self._timers[0][0] <= now_ms:
-            due, cat, key = heapq.heappop(self._timers)
-            for c in self.open.get(cat, ()):
-                if c.seq == key and c.due_ms == due:
-                    if len(c.report_ids) != c.sent_count:
-                        out.append(self._emit(c, max(due, c.last_ms)))
-                    c.due_ms = 0
+            due, seq = heapq.heappop(self._timers)
+            c = self.by_seq.get(seq)
+            if c is not None and c.due_ms == due:
+                if len(c.report_ids) != c.sent_count:
+                    out.append(self._emit(c, max(due, c.last_ms)))
+                c.due_ms = 0
         if now_ms - self._swept_ms < 60_000:
             return out
         self._swept_ms = now_ms
         horizon = now_ms - self.cfg.dedupe_window
         self.seen = {r: t for r, t in self.seen.items() if t >= horizon}
-        for cat, clusters in list(self.open.items()):
-            keep = [c for c in clusters if c.due_ms or now_ms - c.last_ms <= self.cfg.cluster_window]
-            if keep:
-                self.open[cat] = keep
-            else:
-                del self.open[cat]
+        for c in [c for c in self.by_seq.values()
+                  if not c.due_ms and now_ms - c.last_ms > self.cfg.cluster_window]:
+            del self.by_seq[c.seq]
+            self._place(c, False)
         return out

@@ -2,7 +2,7 @@
 
 from pipeline.detect.clock import quiet_deadline
 from pipeline.detect.config import load_config
-from pipeline.detect.inactivity import Subject, SubjectState, is_activity, step_time
+from pipeline.detect.inactivity import Heartbeats, Subject, SubjectState, is_activity, step_time
 
 from .helpers import HOUR, MIN, T0, host, ping
 
@@ -102,9 +102,9 @@ def test_registered_subject_never_heard_from_is_watched_from_registration():
 
 def test_step_time_is_a_pure_function_of_state():
     prof = load_config().inactivity.profiles["living_alone_24h"]
-    st = SubjectState("s1", "g", ("g",), armed_ms=T0, last_activity_ms=T0,
-                      seen={"d": T0 + 23 * HOUR}, heartbeat={"d": 3600_000})
-    assert step_time(st, prof, T0 + 24 * HOUR - 1) == []
-    (a,) = step_time(st, prof, T0 + 24 * HOUR)
+    hb = Heartbeats(3600_000)
+    st = SubjectState("s1", "g", ("g",), armed_ms=T0, last_activity_ms=T0, seen={"d": T0 + 23 * HOUR})
+    assert step_time(st, prof, T0 + 24 * HOUR - 1, hb) == []
+    (a,) = step_time(st, prof, T0 + 24 * HOUR, hb)
     assert a.kind == "inactivity" and st.inactive_since == T0
-    assert step_time(st, prof, T0 + 24 * HOUR + 1) == []  # once
+    assert step_time(st, prof, T0 + 24 * HOUR + 1, hb) == []  # once

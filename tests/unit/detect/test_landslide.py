@@ -7,7 +7,7 @@ import yaml
 
 from pipeline.detect.config import DEFAULT_FILE, config_from_dict
 from pipeline.detect.host import DetectorHost
-from pipeline.detect.landslide import NONE, PointState, ZoneLevels, evaluate, level_name
+from pipeline.detect.landslide import NONE, ZoneLevels, evaluate, level_name, new_point
 
 from .helpers import HOUR, MIN, T0, host, ping
 
@@ -51,11 +51,11 @@ def test_storm_walks_up_and_back_down_with_hysteresis():
 
 def test_one_noisy_displacement_sample_does_not_flap():
     cfg = storm_config(persistence=2).landslide
-    st = PointState("gnss1", "displacement", "g", ("g",), ("Z1",))
+    st = new_point("gnss1", "displacement", "g", ("g",), ("Z1",))
     changes = []
     for hr in range(0, 96):
         mm = hr / 24 + (30.0 if hr == 60 else 0.0)  # steady creep, one 30 mm outlier
-        st.readings[T0 + hr * HOUR] = mm
+        st.readings.add(T0 + hr * HOUR, mm)
         st.last_ms = T0 + hr * HOUR
         _, ch = evaluate(st, cfg, T0 + hr * HOUR)
         changes += [ch] if ch else []
@@ -103,12 +103,12 @@ def gnss(h, t, mm):
 
 def test_tangential_angle_levels_and_noise():
     cfg = storm_config(persistence=2).landslide
-    st = PointState("gnss1", "displacement", "g", ("g",), ("Z1",))
+    st = new_point("gnss1", "displacement", "g", ("g",), ("Z1",))
     hours = range(0, 72)
     levels = []
     # constant creep at the baseline 1 mm/day (45 degrees: not above yellow's 45)...
     for hr in hours:
-        st.readings[T0 + hr * HOUR] = hr / 24
+        st.readings.add(T0 + hr * HOUR, hr / 24)
         st.last_ms = T0 + hr * HOUR
         _, ch = evaluate(st, cfg, T0 + hr * HOUR)
         levels += [ch] if ch else []
@@ -116,7 +116,7 @@ def test_tangential_angle_levels_and_noise():
     # ...then 20 mm/day (atan(20) = 87 degrees): red after persistence
     base = 71 / 24
     for hr in range(72, 130):
-        st.readings[T0 + hr * HOUR] = base + (hr - 71) * 20 / 24
+        st.readings.add(T0 + hr * HOUR, base + (hr - 71) * 20 / 24)
         st.last_ms = T0 + hr * HOUR
         _, ch = evaluate(st, cfg, T0 + hr * HOUR)
         levels += [ch] if ch else []

@@ -40,7 +40,7 @@ def to_input(ev):
     if kind == "gnss":
         return ping(f"gn{i}", "gnss_displacement", t, v, "mm", zone="Z1")
     if kind == "report":
-        return report(f"r{i}", v, t, lat=34.1 + i * 0.0005)
+        return report(f"r{i}-{minute}", v, t, lat=34.1 + i * 0.0005)  # ids are unique per report
     return t  # a tick
 
 

@@ -72,3 +72,16 @@ def test_unknown_category_alias_falls_back():
 
 def test_distance():
     assert abs(distance_m(LON, LAT, LON, LAT + 100 * M) - 100) < 0.5
+
+
+def test_reports_either_side_of_an_index_cell_edge_still_cluster():
+    h = host()
+    clusterer = h.partition(0).reports
+    edge_lon = 560 * clusterer._cell_lon  # a cell boundary near 112.x degrees
+    edge_lat = 18_900 * clusterer._cell_lat
+    for i, (dlon, dlat) in enumerate(((-0.00001, -0.00001), (0.00001, 0.00001), (0.0004, 0.0))):
+        h.on_located(0, report(f"e{i}", "dispute", T0 + i * MIN, edge_lon + dlon, edge_lat + dlat))
+    alerts = []
+    for t in range(T0, T0 + 10 * MIN, 30_000):
+        alerts += h.on_tick(0, t).alerts
+    assert [a.evidence["count"] for a in alerts] == [3]
