@@ -20,9 +20,10 @@ import orjson
 
 from pipeline.detect.alerts import Alert
 from pipeline.detect.config import load_config
-from pipeline.detect.host import DetectorHost, Output
+from pipeline.detect.host import DetectorHost, Output, decode_record
 from pipeline.detect.landslide import PointLevel, ZoneLevels, level_name
 from pipeline.envelope import dlq_event, iso_ms, make_event
+from pipeline.errors import Rejected
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
 from pipeline.sink import partition_for
@@ -99,11 +100,14 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             msg = event.message
             host.subjects_version = follower.version
             try:
-                doc = orjson.loads(msg.value)
-                if msg.topic == clock_name:
-                    out = host.on_tick(msg.partition, int(doc["data"]["tick"]))
+                what, item = decode_record(msg.value, msg.topic == clock_name, settings.max_message_bytes)
+                if what == "tick":
+                    out = host.on_tick(msg.partition, item)
                 else:
-                    out = host.on_located(msg.partition, doc["data"])
+                    out = host.on_located(msg.partition, item)
+            except Rejected as rej:
+                await emit(Output(rejected=[rej]), msg)
+                continue
             except Exception as exc:  # never stop the stream: record the record and go on
                 ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value,
                                "internal_error", f"detectors: {type(exc).__name__}: {exc}")

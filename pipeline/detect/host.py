@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from pipeline.detect.alerts import Alert
 from pipeline.detect.clock import Watermark
@@ -23,6 +26,52 @@ from pipeline.errors import Rejected
 # every point is re-evaluated (windows slide, staleness) every 5 minutes of event time, besides
 # at each of its own readings
 POINT_SWEEP_MS = 5 * 60_000
+_MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
+
+
+def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[str, Any]:
+    """A located.v1 or clock.v1 record -> ("tick", ms) or ("located", data), or `Rejected`.
+
+    Only the fields the detectors read are checked (the writer, ingest, validated the rest).
+    """
+    if value is None:
+        raise Rejected("not_json", "empty record value (null)")
+    if len(value) > max_bytes:
+        raise Rejected("too_large", f"record is {len(value)} bytes; the limit is {max_bytes}")
+    try:
+        doc = orjson.loads(value)
+        data = doc["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise Rejected("bad_record", f"not a gridwatch envelope with data: {exc}")
+    if not isinstance(data, dict):
+        raise Rejected("bad_record", "data is not an object")
+    if is_tick:
+        tick = data.get("tick")
+        if not isinstance(tick, int) or isinstance(tick, bool) or not _MIN_MS <= tick < _MAX_MS:
+            raise Rejected("bad_tick", f"tick {tick!r} is not epoch milliseconds in 2000..2100")
+        return "tick", tick
+    for key, kind in (("grid_id", str), ("observed_at", str), ("source_type", str), ("input", dict)):
+        if not isinstance(data.get(key), kind):
+            raise Rejected("bad_located", f"located event without a valid {key}")
+    try:
+        t = event_ms(data["observed_at"])
+    except ValueError:
+        raise Rejected("bad_located", f"observed_at {data['observed_at'][:40]!r} is not ISO 8601")
+    if not _MIN_MS <= t < _MAX_MS:
+        raise Rejected("bad_located", f"observed_at {data['observed_at']} is outside 2000..2100")
+    inp = data["input"]
+    need = ("report_id", "category", "severity") if data["source_type"] == "report" else ("device_id", "kind")
+    missing = [k for k in need if not isinstance(inp.get(k), str)]
+    if missing or data["source_type"] not in ("report", "ping"):
+        lacks = ", ".join(missing) or "a known type"
+        raise Rejected("bad_located", f"{data['source_type']!r} input lacks {lacks}")
+    if data["source_type"] == "ping" and inp.get("kind") in SENSOR_KINDS \
+            and not isinstance(inp.get("value"), int | float):
+        raise Rejected("bad_located", f"{inp['kind']} reading without a numeric value")
+    if data["source_type"] == "report" and not all(isinstance(data.get(k), int | float)
+                                                   for k in ("lon", "lat")):
+        raise Rejected("bad_located", "report without lon/lat")
+    return "located", data
 
 
 def event_ms(observed_at: str) -> int:
