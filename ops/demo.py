@@ -24,11 +24,32 @@ from geo.generate import GenerateOptions, boundary_from_adcode, generate_atlas
 from geo.layers import load_atlas, write_atlas
 from ops.simulate import Simulator
 from pipeline.broker import EmbeddedBroker
+from pipeline.detect_agents import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.settings import Settings
+from pipeline.subjects import subject_envelope
 from topics.admin import create
 
 OUTPUT_TOPICS = ("located.v1", "unlocated.v1", "dlq.v1", "alerts.v1", "escalations.v1")
+TICK_EVERY_MS = 5 * 60_000  # simulated time between clock ticks
+# The demo plays about an hour of event time per wall-clock second, so a second of consumer
+# buffering (faust fetches wait up to 1.5 s) is an hour of event time: the demo runs the
+# detectors with DEMO_LATENESS allowed lateness and its ticks trail the newest event as much.
+DEMO_LATENESS = "6h"
+TICK_LAG_MS = 6 * 3600_000
+
+
+def demo_detectors_file(workdir: Path) -> str:
+    """The packaged detectors configuration with the demo's wider allowed lateness."""
+    import yaml
+
+    from pipeline.detect.config import DEFAULT_FILE
+
+    cfg = yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
+    cfg["clock"]["allowed_lateness"] = DEMO_LATENESS
+    path = workdir / "detectors.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(path)
 
 
 @dataclass
@@ -52,7 +73,9 @@ class DemoState:
     sent: Counter = field(default_factory=Counter)
     seen: Counter = field(default_factory=Counter)
     expected: Counter = field(default_factory=Counter)
+    alert_kinds: Counter = field(default_factory=Counter)
     first_output_s: float | None = None
+    first_output_at: float | None = None  # time.monotonic() of the first output
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -84,6 +107,11 @@ def _line(topic: str, ev: dict) -> str:
                 f"at {d['lon']},{d['lat']}")
     if topic == "dlq.v1":
         return f"DLQ       {d['code']:18} {d['reason'][:90]}"
+    if topic == "alerts.v1":
+        who = d.get("subject_id") or d.get("zone_id") or d["evidence"].get("device_id") \
+            or d["evidence"].get("point_id") or d["evidence"].get("label") or ""
+        return (f"ALERT     {d['observed_at'][:16]} {d['kind']:15} {d['status']:8} {d['severity']:8} "
+                f"grid {d['grid_id']} {who} {d.get('reason') or ''}")
     return f"{topic.upper():9} {orjson.dumps(d)[:120].decode(errors='replace')}"
 
 
@@ -98,8 +126,14 @@ def _watch(settings: Settings, state: DemoState, t0: float, quiet: bool) -> None
         for msg in consumer:
             short = msg.topic[len(settings.topic_prefix):]
             state.seen[short] += 1
+            if short == "alerts.v1":
+                state.alert_kinds[orjson.loads(msg.value)["data"]["kind"]] += 1
+            elif short == "dlq.v1" and msg.key not in (b"reports.v1", b"pings.v1", b"devices.v1"):
+                state.seen["dlq.v1"] -= 1  # the detectors' own rejections are counted apart
+                state.seen["dlq.detectors"] += 1
             if state.first_output_s is None:
-                state.first_output_s = time.monotonic() - t0
+                state.first_output_at = time.monotonic()
+                state.first_output_s = state.first_output_at - t0
             # show every exceptional record, and a sample of the routine ones
             now = time.monotonic()
             if not quiet and (short != "located.v1" or now - last_print > 0.5):
@@ -118,14 +152,34 @@ def _publish(settings: Settings, sim: Simulator, state: DemoState, rate: float,
     for d in sim.devices():
         producer.send(settings.topic("devices.v1"), key=d["device_id"].encode(),
                       value=orjson.dumps(device_envelope(d, "2026-07-01T00:00:00.000Z")))
+    for row in sim.subject_rows():
+        producer.send(settings.topic("subjects.v1"), key=row["subject_id"].encode(),
+                      value=orjson.dumps(subject_envelope(row, "2026-07-01T00:00:00.000Z")))
     producer.flush()
     interval = 1.0 / rate
     next_at = time.monotonic()
+    next_tick = 0
     for rec in sim.events(10_000_000):
         if state.stop.is_set() or (until is not None and time.monotonic() >= until):
             break
+        if rec.timestamp_ms >= next_tick and state.first_output_at is not None \
+                and time.monotonic() > state.first_output_at + 2.0:  # ingest has caught up
+            # the demo replays a simulated day faster than real time, so it is its own clock:
+            # a tick per partition, TICK_LAG_MS behind the newest event it has published
+            tick = rec.timestamp_ms - TICK_LAG_MS
+            for part in range(settings.partitions):
+                producer.send(settings.topic("clock.v1"), key=b"tick", partition=part,
+                              value=orjson.dumps(tick_envelope(tick, part)))
+            next_tick = rec.timestamp_ms + TICK_EVERY_MS
         producer.send(settings.topic(rec.topic), key=rec.key, value=rec.value,
                       timestamp_ms=rec.timestamp_ms)
+        if not state.sent:  # wait for the worker: a backlog would be read partition by partition
+            producer.flush()
+            ready_by = time.monotonic() + 90
+            while state.first_output_at is None and time.monotonic() < ready_by \
+                    and not state.stop.is_set():
+                time.sleep(0.1)
+            next_at = time.monotonic()
         state.sent[rec.topic] += 1
         state.expected[rec.expect] += 1
         next_at += interval
@@ -149,6 +203,7 @@ def run_demo(opts: DemoOptions) -> dict:
                                      data_dir=str(workdir / "data"))
         create(settings)
         env = dict(os.environ, GRIDWATCH_BROKER=broker.bootstrap, GRIDWATCH_EMBEDDED="true",
+                   GRIDWATCH_CLOCK="off", GRIDWATCH_DETECTORS=demo_detectors_file(workdir),
                    GRIDWATCH_ATLAS=atlas_path, GRIDWATCH_TOPIC_PREFIX=settings.topic_prefix)
         workers = []
         for i in range(opts.workers):
@@ -206,6 +261,8 @@ def run_demo(opts: DemoOptions) -> dict:
         "unlocated": state.seen["unlocated.v1"],
         "dlq": state.seen["dlq.v1"],
         "alerts": state.seen["alerts.v1"],
+        "alerts_by_kind": dict(sorted(state.alert_kinds.items())),
+        "dlq_detectors": state.seen["dlq.detectors"],
         "escalations": state.seen["escalations.v1"],
         "expected": dict(state.expected),
         "first_output_after_s": round(state.first_output_s, 1) if state.first_output_s else None,

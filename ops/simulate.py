@@ -10,6 +10,7 @@ DLQ or the unlocated path. Same seed, same atlas: the same records, byte for byt
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,7 @@ class Simulator:
             x, y = self._point_in(g)
             self.subjects.append({"subject_id": f"S{i + 1:04d}", "grid": g, "lon": x, "lat": y})
         self.gauges = []
+        self._turn = itertools.count()
         if atlas.monitoring is not None:
             for row in atlas.monitoring.itertuples():
                 self.gauges.append({"device_id": str(row.id).replace("-", "."),
@@ -85,12 +87,19 @@ class Simulator:
             for kind, suffix in (("door", "D"), ("water_meter", "W")):
                 rows.append({"device_id": f"{s['subject_id']}.{suffix}", "kind": kind,
                              "lon": s["lon"], "lat": s["lat"], "subject_id": s["subject_id"],
-                             "heartbeat_s": 3600})
+                             "heartbeat_s": 4 * 3600})  # battery devices: a heartbeat every 4 h
         for gauge in self.gauges:
             rows.append({"device_id": gauge["device_id"], "kind": gauge["kind"],
                          "lon": round(gauge["lon"], 7), "lat": round(gauge["lat"], 7),
                          "zone_id": gauge["zone"], "heartbeat_s": 600})
         return rows
+
+    def subject_rows(self) -> list[dict]:
+        """Subject registrations (subjects.v1): the people whose doors and meters are watched."""
+        return [{"subject_id": s["subject_id"], "grid_id": self.loc.grids[s["grid"]].code,
+                 "profile": "living_alone_24h" if i % 4 else "living_alone_12h",
+                 "devices": [f"{s['subject_id']}.D", f"{s['subject_id']}.W"],
+                 "call": ["grid_worker", "family"]} for i, s in enumerate(self.subjects)]
 
     def events(self, count: int, step_s: float = 20.0, start: datetime = START
                ) -> Iterator[SimRecord]:
@@ -101,22 +110,26 @@ class Simulator:
             t = start + timedelta(seconds=i * step_s)
             ts = int(t.timestamp() * 1000)
             r = self.rng.random()
-            if r < self.bad_share:
-                yield self._bad(i, t, ts)
-            elif r < 0.25:
-                yield self._report(i, t, ts)
-            elif r < 0.35 and self.gauges:
+            if self.gauges and i % 3 == 0:  # gauges take turns, each reporting regularly
                 yield self._gauge(i, t, ts, storm=t >= storm_from)
+            elif r < self.bad_share:
+                yield self._bad(i, t, ts)
+            elif r < 0.3:
+                yield self._report(i, t, ts)
             else:
                 s = self.subjects[int(self.rng.integers(len(self.subjects)))]
-                quiet = s["subject_id"] == silent and t.hour + 8 >= 19 and t.date() == start.date()
-                kind = "heartbeat" if quiet else ("door" if self.rng.random() < 0.6 else
-                                                  "water_meter")
+                # the 83-year-old: nothing from 19:00 (Beijing) on day 1 to 20:00 on day 2
+                quiet = s["subject_id"] == silent and \
+                    start + timedelta(hours=11) <= t < start + timedelta(hours=36)
+                kind = "door" if self.rng.random() < 0.6 else "water_meter"
+                if quiet and kind == "door":
+                    kind = "heartbeat"  # the door sensor is alive, the door stays shut
                 suffix = "D" if kind in ("door", "heartbeat") else "W"
                 data: dict = {"device_id": f"{s['subject_id']}.{suffix}", "kind": kind,
                               "subject_id": s["subject_id"], "observed_at": iso(t)}
-                if kind == "water_meter":
-                    data.update(value=round(float(self.rng.uniform(0.005, 0.05)), 4), unit="m3")
+                if kind == "water_meter":  # a silent household still reports, with no use
+                    used = 0.0 if quiet else round(float(self.rng.uniform(0.005, 0.05)), 4)
+                    data.update(value=used, unit="m3")
                 yield SimRecord("pings.v1", data["device_id"].encode(),
                                 _envelope("gridwatch.ping.v1", f"ping-{i}", t, data), ts, "located")
 
@@ -134,7 +147,7 @@ class Simulator:
                          _envelope("gridwatch.report.v1", f"report-{i}", t, data), ts, "located")
 
     def _gauge(self, i: int, t: datetime, ts: int, storm: bool) -> SimRecord:
-        gauge = self.gauges[int(self.rng.integers(len(self.gauges)))]
+        gauge = self.gauges[next(self._turn) % len(self.gauges)]
         kind = gauge["kind"]
         if kind == "rain_gauge":
             value = float(self.rng.uniform(8, 25)) if storm else float(self.rng.uniform(0, 0.5))

@@ -8,6 +8,10 @@
   ``tick_interval``; the tick is the wall clock floored to the interval, so two workers ticking
   around a rebalance write the same value and the second is ignored (ticks never go back).
   Only here does wall time enter; replay and tests write ticks themselves (``GRIDWATCH_CLOCK=off``).
+
+A tick never runs ahead of data: while partition p of ``located.v1`` has records this worker
+has not processed yet (a backlog after downtime or a slow start), its ticks are skipped and
+counted (``ticks_deferred``), so the backlog is judged on event time, not declared late.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from pipeline.detect.alerts import Alert
 from pipeline.detect.config import load_config
@@ -93,6 +98,15 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             log.warning("detector_rejected", code=rej.code, reason=rej.reason,
                         partition=msg.partition, offset=msg.offset)
 
+    processed: dict[int, int] = {}  # located partition -> last offset handled
+
+    def has_backlog(partition: int) -> bool:
+        try:
+            hw = app.consumer.highwater(TP(located_name, partition))
+        except Exception:  # no fetch yet for that partition
+            return False
+        return hw is not None and processed.get(partition, -1) + 1 < hw
+
     @app.agent(source, name="gridwatch.detect")
     async def detect(stream: Any) -> None:
         await follower.ready.wait()
@@ -102,8 +116,12 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             try:
                 what, item = decode_record(msg.value, msg.topic == clock_name, settings.max_message_bytes)
                 if what == "tick":
+                    if has_backlog(msg.partition):
+                        host.stats.ticks_deferred += 1
+                        continue
                     out = host.on_tick(msg.partition, item)
                 else:
+                    processed[msg.partition] = msg.offset
                     out = host.on_located(msg.partition, item)
             except Rejected as rej:
                 await emit(Output(rejected=[rej]), msg)
@@ -150,7 +168,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
     @app.timer(interval=10.0)
     async def detector_stats() -> None:
         s = host.stats
-        log.info("detector_stats", events=s.events, ticks=s.ticks, late=s.late, ignored=s.ignored,
+        log.info("detector_stats", events=s.events, ticks=s.ticks, ticks_deferred=s.ticks_deferred,
+                 late=s.late, late_max_s=s.late_max_ms // 1000, ignored=s.ignored,
                  rejected=s.rejected, alerts=s.alerts, subjects=len(host.subjects),
                  partitions=sorted(host.partitions))
 

@@ -97,7 +97,9 @@ class Output:
 class DetectorStats:
     events: int = 0
     ticks: int = 0
+    ticks_deferred: int = 0  # skipped by the runtime while the partition had a backlog
     late: int = 0
+    late_max_ms: int = 0  # how far behind the watermark the latest-arriving event was
     ignored: int = 0
     rejected: int = 0
     alerts: int = 0
@@ -186,6 +188,7 @@ class DetectorHost:
         t = event_ms(data["observed_at"])
         if pd.watermark.observe(t):
             self.stats.late += 1
+            self.stats.late_max_ms = max(self.stats.late_max_ms, pd.watermark.now_ms - t)
         grid = data["grid_id"]
         path = self._paths.get(grid)
         if path is None:  # one shared tuple per grid: states hold no copies of paths

@@ -20,3 +20,8 @@ def test_demo_with_duration_prints_a_summary(tmp_path):
     assert summary["located"] > 0 and summary["dlq"] > 0 and summary["unlocated"] > 0
     assert summary["expected"]["dlq"] == summary["dlq"]
     assert summary["first_output_after_s"] < 60
+    # the detectors ran on the simulated county: the storm raised a hazard zone's level and
+    # reports were grouped into cluster alerts; nothing the detectors read was unusable
+    assert summary["alerts_by_kind"].get("landslide", 0) > 0
+    assert summary["alerts_by_kind"].get("report_cluster", 0) > 0
+    assert summary["dlq_detectors"] == 0
