@@ -29,7 +29,7 @@ from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestCore, RawRecord
 from pipeline.logs import get_logger, log_rejections
-from pipeline.settings import Settings
+from pipeline.settings import Settings, aiokafka_config
 from pipeline.sink import BatchSink
 
 
@@ -58,21 +58,6 @@ def _credentials(settings: Settings) -> Any:
 
         return faust.SSLCredentials(ssl.create_default_context(cafile=settings.ssl_cafile))
     return None
-
-
-def aiokafka_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings for gridwatch's own aiokafka clients."""
-    cfg: dict[str, Any] = {"bootstrap_servers": settings.broker.split(","),
-                           "security_protocol": settings.security_protocol}
-    if settings.sasl_mechanism:
-        cfg.update(sasl_mechanism=settings.sasl_mechanism,
-                   sasl_plain_username=settings.sasl_username,
-                   sasl_plain_password=settings.sasl_password)
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        import ssl
-
-        cfg["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
-    return cfg
 
 
 def quiet_client_logs() -> None:

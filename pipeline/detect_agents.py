@@ -9,6 +9,12 @@
   around a rebalance write the same value and the second is ignored (ticks never go back).
   Only here does wall time enter; replay and tests write ticks themselves (``GRIDWATCH_CLOCK=off``).
 
+Recovery: detector state is in memory, and the host is deterministic, so a worker that takes
+over a partition (restart, crash, rebalance) first replays that partition of ``located.v1``
+from the start of the topic's retention up to the group's committed offset, then the newest
+committed tick, with every output discarded (they were sent before). The first live record
+follows. Alerts between the last commit and a crash come out again with the same ids.
+
 A tick never runs ahead of data: while partition p of ``located.v1`` has records this worker
 has not processed yet (a backlog after downtime or a slow start), its ticks are skipped and
 counted (``ticks_deferred``), so the backlog is judged on event time, not declared late.
@@ -16,6 +22,7 @@ counted (``ticks_deferred``), so the backlog is judged on event time, not declar
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -30,7 +37,7 @@ from pipeline.detect.landslide import PointLevel, ZoneLevels, level_name
 from pipeline.envelope import dlq_event, iso_ms, make_event
 from pipeline.errors import Rejected
 from pipeline.logs import get_logger
-from pipeline.settings import Settings
+from pipeline.settings import Settings, aiokafka_config
 from pipeline.sink import partition_for
 from pipeline.subjects import load_subjects_file, subject_from_data
 
@@ -99,6 +106,34 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                         partition=msg.partition, offset=msg.offset)
 
     processed: dict[int, int] = {}  # located partition -> last offset handled
+    rebuilt: set[int] = set()
+    kafka_cfg = aiokafka_config(settings)
+
+    async def rebuild(partition: int) -> None:
+        """Replay this partition's committed history into a fresh host partition."""
+        started = time.monotonic()
+        host.drop(partition)
+        upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition,
+                                       (located_name, clock_name))
+        n = 0
+        async for value in read_partition(kafka_cfg, located_name, partition, upto[located_name]):
+            try:
+                host.on_located(partition, decode_record(value, False, settings.max_message_bytes)[1])
+                n += 1
+            except Exception:  # rejected when it was first read; nothing new to record
+                continue
+        last_tick = 0
+        async for value in read_partition(kafka_cfg, clock_name, partition, upto[clock_name]):
+            try:
+                last_tick = max(last_tick, decode_record(value, True, settings.max_message_bytes)[1])
+            except Exception:
+                continue
+        if last_tick:
+            host.on_tick(partition, last_tick)
+        processed[partition] = upto[located_name] - 1
+        rebuilt.add(partition)
+        log.info("detector_partition_rebuilt", partition=partition, located_events=n,
+                 last_tick=last_tick or None, seconds=round(time.monotonic() - started, 2))
 
     def has_backlog(partition: int) -> bool:
         try:
@@ -113,6 +148,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         async for event in stream.events():
             msg = event.message
             host.subjects_version = follower.version
+            if msg.partition not in rebuilt:
+                await rebuild(msg.partition)
             try:
                 what, item = decode_record(msg.value, msg.topic == clock_name, settings.max_message_bytes)
                 if what == "tick":
@@ -153,6 +190,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         for tp in revoked:
             if tp.topic == located_name:
                 host.drop(tp.partition)
+                rebuilt.discard(tp.partition)
+                processed.pop(tp.partition, None)
 
     if settings.clock == "live":
         interval = host.cfg.clock.tick_interval
@@ -172,6 +211,49 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                  late=s.late, late_max_s=s.late_max_ms // 1000, ignored=s.ignored,
                  rejected=s.rejected, alerts=s.alerts, subjects=len(host.subjects),
                  partitions=sorted(host.partitions))
+
+
+def committed_offsets(settings: Settings, group: str, partition: int,
+                      topics: tuple[str, ...]) -> dict[str, int]:
+    """The consumer group's committed offset of one partition of each topic (0 if none)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        offsets = admin.list_group_offsets(group).get(group) or {}
+    finally:
+        admin.close()
+    out = dict.fromkeys(topics, 0)
+    for tp, meta in offsets.items():
+        if tp.topic in out and tp.partition == partition and meta.offset > 0:
+            out[tp.topic] = meta.offset
+    return out
+
+
+async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int) -> Any:
+    """Values of one partition from the beginning up to offset `upto` (exclusive)."""
+    if upto <= 0:
+        return
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(**kafka_cfg, enable_auto_commit=False, group_id=None,
+                                fetch_max_wait_ms=5, max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            msgs = batch.get(tp, [])
+            for m in msgs:
+                if m.offset >= upto:
+                    return
+                yield m.value
+            if await consumer.position(tp) >= upto:
+                return
+    finally:
+        await consumer.stop()
 
 
 def subject_follower(settings: Settings, kafka_config: dict, host: DetectorHost) -> Any:

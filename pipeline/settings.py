@@ -141,3 +141,18 @@ class Settings:
         if self.ssl_cafile:
             cfg["ssl_cafile"] = self.ssl_cafile
         return cfg
+
+
+def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """Connection settings for gridwatch's own aiokafka clients."""
+    cfg: dict[str, Any] = {"bootstrap_servers": settings.broker.split(","),
+                           "security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        cfg.update(sasl_mechanism=settings.sasl_mechanism,
+                   sasl_plain_username=settings.sasl_username,
+                   sasl_plain_password=settings.sasl_password)
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        cfg["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    return cfg

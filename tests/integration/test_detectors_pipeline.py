@@ -167,3 +167,58 @@ def test_same_input_log_twice_gives_identical_alerts(broker, atlas_file, tmp_pat
     assert {a["zone_id"] for a in zone} == {"H1"} and len({a["alert_id"] for a in zone}) == 1
     assert [a["status"] for a in by_kind["sensor_stale"]] == ["firing"]
     assert all(a["data"]["path"][-1] == a["data"]["grid_id"] == a["subject"] for a in alerts)
+
+
+def test_a_killed_worker_is_replaced_without_forgetting_a_silent_subject(broker, atlas_file, tmp_path):
+    """s1 is active at T0, then silent. The worker that saw the activity is SIGKILLed; its
+    replacement rebuilds the partition from the located log, so the flush tick raises
+    inactivity at T0 + 24 h (without the rebuild it would start watching s1 at the tick)."""
+    import signal
+
+    tag = "kill"
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"itdet{tag}.{os.getpid()}.",
+                          embedded=True)
+    create(s)
+    group = f"gw-{tag}-{os.getpid()}"
+    p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": group})
+    p.produce("devices.v1", [(d["device_id"].encode(), orjson.dumps(device_envelope(d, iso_ms(T0_MS))))
+                             for d in DEVICES[:1]])
+    p.produce("subjects.v1", [(b"s1", orjson.dumps(subject_envelope(SUBJECTS[0], iso_ms(T0_MS))))])
+    first = p.start_worker("first")
+    try:
+        activity = {"device_id": "door-s1", "kind": "door", "value": 1, "unit": "bool",
+                    "observed_at": iso_ms(T0_MS)}
+        p.produce("pings.v1", [(b"door-s1", orjson.dumps(envelope("gridwatch.ping.v1", activity, "p1")),
+                                T0_MS)])
+        p.collect("located.v1", 1)
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        deadline = time.monotonic() + 60
+        while committed(admin, group, s.topic("located.v1")) < 1:
+            assert time.monotonic() < deadline, "the first worker did not commit"
+            time.sleep(0.2)
+        admin.close()
+    finally:
+        p.stop_worker(first, signal.SIGKILL)
+    second = p.start_worker("second")
+    try:
+        from kafka import KafkaProducer
+        prod = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        flush = T0_MS + 25 * 60 * MIN
+        for part in range(s.partitions):
+            prod.send(s.topic("clock.v1"), key=b"tick", partition=part,
+                      value=orjson.dumps(tick_envelope(flush, part)))
+        prod.flush()
+        prod.close()
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        deadline = time.monotonic() + 90
+        while committed(admin, group, s.topic("clock.v1")) < s.partitions:  # every tick handled
+            assert time.monotonic() < deadline, "the second worker did not take the ticks"
+            time.sleep(0.3)
+        admin.close()
+        alerts = [orjson.loads(v)["data"] for _, v in settle(s)]
+    finally:
+        p.stop_worker(second)
+    assert [(a["kind"], a["subject_id"], a["observed_at"]) for a in alerts] == [
+        ("inactivity", "s1", iso_ms(T0_MS + 24 * 60 * MIN))]
+    log = (tmp_path / "second.log").read_text()
+    assert "detector_partition_rebuilt" in log
