@@ -12,7 +12,8 @@
 Recovery: detector state is in memory, and the host is deterministic, so a worker that takes
 over a partition (restart, crash, rebalance) first replays that partition of ``located.v1``
 from the start of the topic's retention up to the group's committed offset, then the newest
-committed tick, with every output discarded (they were sent before). The first live record
+committed tick, with every output discarded (they were sent before); the zone agent does the
+same with its partition of ``levels.v1``. The first live record
 follows. Alerts between the last commit and a crash come out again with the same ids.
 
 A tick never runs ahead of data: while partition p of ``located.v1`` has records this worker
@@ -23,6 +24,7 @@ counted (``ticks_deferred``), so the backlog is judged on event time, not declar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -84,7 +86,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
     located_name, clock_name = settings.topic("located.v1"), settings.topic("clock.v1")
     source = app.topic(located_name, clock_name, **raw)
     alerts = app.topic(settings.topic("alerts.v1"), **raw)
-    levels = app.topic(settings.topic("levels.v1"), **raw)
+    levels_name = settings.topic("levels.v1")
+    levels = app.topic(levels_name, **raw)
     dlq = app.topic(settings.topic("dlq.v1"), **raw)
 
     async def send_alerts(items: list[Alert]) -> None:
@@ -172,22 +175,39 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                 continue
             await emit(out, msg)
 
-    zones = ZoneLevels()
+    zone_parts: dict[int, ZoneLevels] = {}  # levels.v1 partition -> its zones
+
+    async def rebuild_zones(partition: int) -> ZoneLevels:
+        """Replay this levels.v1 partition's committed history (outputs discarded)."""
+        zones = ZoneLevels()
+        upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition,
+                                       (levels_name,))
+        async for value in read_partition(kafka_cfg, levels_name, partition, upto[levels_name]):
+            with contextlib.suppress(Exception):
+                data = orjson.loads(value)["data"]
+                zones.apply(data["zone_id"], change_from_record(data))
+        zone_parts[partition] = zones
+        return zones
 
     @app.agent(levels, name="gridwatch.zones")
     async def zone_levels(stream: Any) -> None:
-        async for value in stream:
+        async for event in stream.events():
+            msg = event.message
+            zones = zone_parts.get(msg.partition) or await rebuild_zones(msg.partition)
             try:
-                data = orjson.loads(value)["data"]
+                data = orjson.loads(msg.value)["data"]
                 out = zones.apply(data["zone_id"], change_from_record(data))
             except Exception as exc:
-                log.error("zone_error", error=type(exc).__name__)
+                log.error("zone_error", error=type(exc).__name__, partition=msg.partition,
+                          offset=msg.offset)
                 continue
             await send_alerts(out)
 
     @app.on_partitions_revoked.connect
     async def forget(app: faust.App, revoked: set, **_: Any) -> None:
         for tp in revoked:
+            if tp.topic == levels_name:
+                zone_parts.pop(tp.partition, None)
             if tp.topic == located_name:
                 host.drop(tp.partition)
                 rebuilt.discard(tp.partition)

@@ -174,7 +174,6 @@ class DetectorHost:
                 if s.grid_id and s.subject_id not in pd.inactivity.states \
                         and self.partition_of(s.grid_id) == p:
                     pd.inactivity.arm(s, s.grid_id, self.path_of(s.grid_id), tick_ms)
-                    pd.inactivity._schedule(pd.inactivity.states[s.subject_id])
         if pd.watermark.tick(tick_ms):
             pd.advance(out)
         self.stats.alerts += len(out.alerts)

@@ -209,6 +209,7 @@ class InactivityDetector:
             for d in subject.devices:
                 state.seen[d] = 0
             self.states[subject.subject_id] = state
+            self._schedule(state)
         return state
 
     def ping(self, subject_id: str, grid_id: str, path: tuple[str, ...], device: str, kind: str,
