@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-import orjson
 
 from ops.cli_util import emit_json, readable_errors
-from ops.cmd_runtime import broker_opt, prefix_opt, settings_from
+from ops.cmd_runtime import broker_opt, prefix_opt, publish_registry
 
 
 @click.group()
@@ -47,17 +46,7 @@ def subjects() -> None:
 @readable_errors
 def subjects_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
     """Validate a subjects file (JSON, JSON Lines, YAML) and publish it to subjects.v1."""
-    from kafka import KafkaProducer
-
-    from pipeline.devices import load_devices_file
     from pipeline.subjects import subject_envelope
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
-    rows = load_devices_file(path, schema="subject.json", what="subject")
-    producer = KafkaProducer(**s.kafka_python_config())
-    for row in rows:
-        producer.send(s.topic("subjects.v1"), key=row["subject_id"].encode(),
-                      value=orjson.dumps(subject_envelope(row, at)))
-    producer.flush()
-    producer.close()
-    click.echo(f"published {len(rows)} subject(s) to {s.topic('subjects.v1')}")
+    publish_registry(path, "subjects.v1", "subject_id", "subject.json", "subject", subject_envelope,
+                     broker, topic_prefix, at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from typing import Any
 
 import click
 import orjson
@@ -140,19 +141,28 @@ def devices() -> None:
 @readable_errors
 def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
     """Validate a devices file (JSON, JSON Lines, CSV) and publish it to devices.v1."""
+    from pipeline.devices import device_envelope
+
+    publish_registry(path, "devices.v1", "device_id", "device.json", "device", device_envelope,
+                     broker, topic_prefix, at)
+
+
+def publish_registry(path: str, short: str, key_field: str, schema: str, what: str,
+                     envelope: Any, broker: str | None, topic_prefix: str | None, at: str) -> None:
+    """Validate a registry file (devices, subjects), then publish every entry, keyed by id."""
     from kafka import KafkaProducer
 
-    from pipeline.devices import device_envelope, load_devices_file
+    from pipeline.devices import load_devices_file
 
     s = settings_from(broker=broker, topic_prefix=topic_prefix)
-    rows = load_devices_file(path)
+    rows = load_devices_file(path, schema=schema, what=what)
     producer = KafkaProducer(**s.kafka_python_config())
     for row in rows:
-        producer.send(s.topic("devices.v1"), key=row["device_id"].encode(),
-                      value=orjson.dumps(device_envelope(row, at)))
+        producer.send(s.topic(short), key=row[key_field].encode(),
+                      value=orjson.dumps(envelope(row, at)))
     producer.flush()
     producer.close()
-    click.echo(f"published {len(rows)} device(s) to {s.topic('devices.v1')}")
+    click.echo(f"published {len(rows)} {what}(s) to {s.topic(short)}")
 
 
 @click.command()

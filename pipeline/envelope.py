@@ -65,12 +65,18 @@ def iso_ms(ms: int) -> str:
     return iso(datetime.fromtimestamp(ms / 1000.0, UTC))
 
 
-def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
-    """Bytes -> validated envelope dict for an input topic, or raise `Rejected`."""
+def check_size(value: bytes | None, max_bytes: int) -> bytes:
+    """The record value, or `Rejected` when it is null or larger than `max_bytes`."""
     if value is None:
         raise Rejected("not_json", "empty record value (null)")
     if len(value) > max_bytes:
         raise Rejected("too_large", f"record is {len(value)} bytes; the limit is {max_bytes}")
+    return value
+
+
+def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
+    """Bytes -> validated envelope dict for an input topic, or raise `Rejected`."""
+    value = check_size(value, max_bytes)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

@@ -43,7 +43,14 @@ def parse_duration(value: Any) -> int:
     return ms
 
 
+def _severity(value: Any) -> str:
+    if value not in SEVERITIES:
+        raise ValueError(f"unknown severity {value!r}; use one of {', '.join(SEVERITIES)}")
+    return value
+
+
 Duration = Annotated[int, BeforeValidator(parse_duration)]
+Severity = Annotated[str, BeforeValidator(_severity)]
 WINDOW_MS = {w: parse_duration(w) for w in RAIN_WINDOWS}
 
 
@@ -70,7 +77,7 @@ class Profile(_Frozen):
     night: tuple[int, int] | None = None  # local hours [start, end) that do not count as quiet
     heartbeat_grace: float = Field(1.5, ge=1.0, le=10.0)  # x the device's heartbeat interval
     auto_resolve: bool = True
-    severity: str = "high"
+    severity: Severity = "high"
     call: tuple[str, ...] = ("grid_worker",)
 
     @field_validator("quiet_window")
@@ -85,13 +92,6 @@ class Profile(_Frozen):
     def _night(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         if v is not None and (not all(0 <= h <= 23 for h in v) or v[0] == v[1]):
             raise ValueError("night is [start_hour, end_hour], hours 0-23, start != end")
-        return v
-
-    @field_validator("severity")
-    @classmethod
-    def _sev(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError(f"unknown severity {v!r}; use one of {', '.join(SEVERITIES)}")
         return v
 
 
@@ -171,16 +171,9 @@ class LandslideConfig(_Frozen):
 
 class Category(_Frozen):
     label: str  # the operator's term, e.g. 公共设施
-    severity: str = "low"  # floor: a report is at least this severe
+    severity: Severity = "low"  # floor: a report is at least this severe
     aliases: tuple[str, ...] = ()
     immediate: bool = False  # alert at once instead of waiting for group_wait
-
-    @field_validator("severity")
-    @classmethod
-    def _sev(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError(f"unknown severity {v!r}; use one of {', '.join(SEVERITIES)}")
-        return v
 
 
 class ReportsConfig(_Frozen):

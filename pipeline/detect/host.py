@@ -21,6 +21,7 @@ from pipeline.detect.config import DetectorConfig
 from pipeline.detect.inactivity import InactivityDetector, Subject
 from pipeline.detect.landslide import SENSOR_KINDS, PointLevel, PointState, apply_reading, evaluate, new_point
 from pipeline.detect.reports import ReportClusterer
+from pipeline.envelope import check_size
 from pipeline.errors import Rejected
 
 # every point is re-evaluated (windows slide, staleness) every 5 minutes of event time, besides
@@ -34,12 +35,8 @@ def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[s
 
     Only the fields the detectors read are checked (the writer, ingest, validated the rest).
     """
-    if value is None:
-        raise Rejected("not_json", "empty record value (null)")
-    if len(value) > max_bytes:
-        raise Rejected("too_large", f"record is {len(value)} bytes; the limit is {max_bytes}")
     try:
-        doc = orjson.loads(value)
+        doc = orjson.loads(check_size(value, max_bytes))
         data = doc["data"]
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise Rejected("bad_record", f"not a gridwatch envelope with data: {exc}")
