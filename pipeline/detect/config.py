@@ -211,7 +211,8 @@ class DetectorConfig(_Frozen):
     reports: ReportsConfig
 
 
-def _readable(exc: ValidationError, source: str) -> str:
+def readable(exc: ValidationError, source: str) -> str:
+    """A pydantic error as lines a person can act on: one per problem, with its place."""
     lines = [f"{source}: {exc.error_count()} problem(s)"]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(root)"
@@ -239,4 +240,4 @@ def config_from_dict(raw: Any, source: str = "detectors config") -> DetectorConf
     try:
         return DetectorConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_readable(exc, source))
+        raise ConfigError(readable(exc, source))

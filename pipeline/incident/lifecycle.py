@@ -1,0 +1,179 @@
+"""Incident lifecycle (事件处置流程): a pure state machine of (incident, alert/time/command).
+
+States follow municipal case handling (CJ/T 315: collect, file, dispatch, handle, feedback,
+check and close): ``dispatched`` (the clock starts) -> ``acknowledged`` -> ``on_site`` ->
+``resolved`` -> ``closed``; ``reopened`` sends a resolved or closed incident back to dispatch;
+``cancelled`` (a false alarm, with a reason) and ``merged`` end it. Every change is an
+`Escalation` record (what, when, who, why) with a deterministic id ``incident_id:step``.
+
+While nobody acknowledges, each acknowledge timeout calls the current level again (up to the
+rule's ``repeats``), then moves one level up the grid's parents; at the rule's top the incident
+stays loud (called again every timeout, flagged ``unanswered_at_top``) and is never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.errors import Rejected
+from pipeline.incident.policy import LADDER, Rule, responsible
+from pipeline.incident.sla import deadline
+
+OPEN_STATES = frozenset({"dispatched", "acknowledged", "on_site"})
+ENDED = frozenset({"closed", "cancelled", "merged"})
+#: command action -> states it may be applied in
+ALLOWED = {
+    "acknowledge": frozenset({"dispatched"}),
+    "arrive": frozenset({"dispatched", "acknowledged"}),
+    "resolve": OPEN_STATES,
+    "close": frozenset({"resolved"}),
+    "reopen": frozenset({"resolved", "closed"}),
+    "cancel": OPEN_STATES | {"resolved"},
+    "assign": OPEN_STATES,
+    "comment": OPEN_STATES | {"resolved", "closed", "cancelled"},
+}
+NEXT_STATE = {"acknowledge": "acknowledged", "arrive": "on_site", "resolve": "resolved",
+              "close": "closed", "reopen": "dispatched", "cancel": "cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """One transition, for ``escalations.v1``."""
+
+    incident_id: str
+    step: int
+    action: str  # opened, dispatched, repeated, escalated, unanswered_at_top, breach, <command>
+    at_ms: int
+    level: str
+    unit: str  # the grid or parent code the level answers for
+    actor: str | None = None
+    reason: str | None = None
+    parallel: tuple[str, ...] = ()
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.incident_id}:{self.step}"
+
+
+@dataclass(slots=True)
+class Incident:
+    """Current state of one incident (the value on the compacted ``incidents.v1``)."""
+
+    incident_id: str
+    dedup_key: str
+    kind: str
+    severity: str
+    grid_id: str
+    path: tuple[str, ...]
+    rule: Rule  # the policy snapshot
+    opened_ms: int
+    status: str = "dispatched"
+    level: str = "grid_worker"
+    calls: int = 1  # calls made at the current level
+    ack_due_ms: int = 0
+    resolve_due_ms: int = 0
+    acked_ms: int = 0
+    on_site_ms: int = 0
+    resolved_ms: int = 0
+    closed_ms: int = 0
+    assignee: str | None = None
+    loud: bool = False
+    breaches: set[str] = field(default_factory=set)
+    alert_ids: list[str] = field(default_factory=list)
+    commands: set[str] = field(default_factory=set)  # ids applied: a duplicate has no effect
+    step: int = 0
+
+    def _event(self, action: str, at: int, actor: str | None = None, reason: str | None = None,
+               parallel: tuple[str, ...] = ()) -> Escalation:
+        self.step += 1
+        return Escalation(self.incident_id, self.step, action, at, self.level,
+                          responsible(self.path, self.level), actor, reason, parallel)
+
+
+def open_incident(incident_id: str, dedup_key: str, kind: str, severity: str, grid_id: str,
+                  path: tuple[str, ...], alert_id: str, rule: Rule,
+                  at_ms: int) -> tuple[Incident, list[Escalation]]:
+    """A new incident from its first alert: opened and dispatched to the start level at once."""
+    inc = Incident(incident_id, dedup_key, kind, severity, grid_id, path, rule, at_ms,
+                   level=rule.start, alert_ids=[alert_id])
+    ack = rule.ack_limit(rule.start)
+    inc.ack_due_ms = deadline(at_ms, ack.amount, ack.unit).at_ms
+    inc.resolve_due_ms = deadline(at_ms, rule.resolve.amount, rule.resolve.unit).at_ms
+    return inc, [inc._event("opened", at_ms, reason=rule.name),
+                 inc._event("dispatched", at_ms, parallel=rule.parallel)]
+
+
+def next_due(inc: Incident) -> int:
+    """When `step_time` may next have something to do (0: nothing)."""
+    times = []
+    if inc.status == "dispatched":
+        times.append(inc.ack_due_ms)
+    if inc.status in OPEN_STATES and "resolve" not in inc.breaches:
+        times.append(inc.resolve_due_ms)
+    return min(times) if times else 0
+
+
+def step_time(inc: Incident, now_ms: int) -> list[Escalation]:
+    """Everything due by `now_ms`: repeats, moves up the ladder, breaches."""
+    out: list[Escalation] = []
+    while inc.status == "dispatched" and inc.ack_due_ms <= now_ms:
+        due = inc.ack_due_ms
+        if "acknowledge" not in inc.breaches:
+            inc.breaches.add("acknowledge")
+            out.append(inc._event("breach", due, reason="acknowledge"))
+        top = LADDER.index(inc.rule.top)
+        if inc.calls < inc.rule.repeats:
+            inc.calls += 1
+            out.append(inc._event("repeated", due))
+        elif LADDER.index(inc.level) < top:
+            inc.level, inc.calls = LADDER[LADDER.index(inc.level) + 1], 1
+            out.append(inc._event("escalated", due, reason="no acknowledgement"))
+        else:
+            inc.loud = True
+            inc.calls += 1
+            out.append(inc._event("unanswered_at_top", due, reason="nobody acknowledged"))
+        limit = inc.rule.ack_limit(inc.level)
+        inc.ack_due_ms = deadline(due, limit.amount, limit.unit).at_ms
+    if inc.status in OPEN_STATES and inc.resolve_due_ms <= now_ms and "resolve" not in inc.breaches:
+        inc.breaches.add("resolve")
+        out.append(inc._event("breach", inc.resolve_due_ms, reason="resolve"))
+    return out
+
+
+def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope: str,
+                  at_ms: int, reason: str | None = None, assignee: str | None = None) -> list[Escalation]:
+    """Apply a person's command; `Rejected` says why it cannot be (nothing changes then).
+
+    `scope` is the unit code the actor answers for: it must be on the incident's path (a town
+    officer may act on incidents of every grid in the town, not elsewhere).
+    """
+    if command_id in inc.commands:
+        return []  # a duplicate: already applied
+    if action not in ALLOWED:
+        raise Rejected("unknown_action", f"{action!r}: use one of {', '.join(ALLOWED)}")
+    if scope not in inc.path:
+        raise Rejected("out_of_scope", f"{actor} answers for {scope}, not for grid {inc.grid_id}")
+    if inc.status not in ALLOWED[action]:
+        raise Rejected("illegal_transition", f"cannot {action} an incident that is {inc.status}")
+    if action == "cancel" and not reason:
+        raise Rejected("reason_required", "cancelling (a false alarm) needs a reason")
+    inc.commands.add(command_id)
+    if action == "assign":
+        inc.assignee = assignee or actor
+    elif action in NEXT_STATE:
+        inc.status = NEXT_STATE[action]
+        if action == "acknowledge":
+            inc.acked_ms = at_ms
+        elif action == "arrive":
+            inc.on_site_ms = at_ms
+            inc.acked_ms = inc.acked_ms or at_ms
+        elif action == "resolve":
+            inc.resolved_ms = at_ms
+        elif action == "close":
+            inc.closed_ms = at_ms
+        elif action == "reopen":
+            inc.resolved_ms = inc.closed_ms = 0
+            inc.calls, inc.loud = 1, False
+            limit = inc.rule.ack_limit(inc.level)
+            inc.ack_due_ms = deadline(at_ms, limit.amount, limit.unit).at_ms
+    return [inc._event(action, at_ms, actor=actor, reason=reason)]

@@ -1,0 +1,134 @@
+"""Incident state machine and escalation policy, with an injected clock."""
+
+import pytest
+
+from pipeline.errors import ConfigError, Rejected
+from pipeline.incident.lifecycle import apply_command, next_due, open_incident, step_time
+from pipeline.incident.policy import policy_from_dict, responsible
+
+T0 = 1_782_864_000_000
+MIN = 60_000
+PATH = ("410325", "410325100", "410325100001", "410325100001001")  # county, town, community, grid
+
+POLICY = {
+    "rules": [
+        {"name": "care", "match": {"kind": "inactivity"}, "start": "grid_worker", "top": "town",
+         "ack": {"amount": 15, "unit": "minutes"}, "resolve": {"amount": 2, "unit": "hours"},
+         "repeats": 1, "parallel": ["police_grid"]},
+        {"name": "hazard", "match": {"kind": "report_cluster", "category": "safety_hazard",
+                                     "min_severity": "high"},
+         "start": "community", "top": "district", "ack": {"amount": 30, "unit": "minutes"},
+         "resolve": {"amount": 1, "unit": "working_days"}, "repeats": 2},
+    ],
+    "default": {"name": "default", "ack": {"amount": 1, "unit": "hours"},
+                "resolve": {"amount": 3, "unit": "working_days"}},
+}
+
+
+def opened(rule_name="care"):
+    policy = policy_from_dict(POLICY)
+    rule = next(r for r in (*policy.rules, policy.default) if r.name == rule_name)
+    return open_incident("inc-1", "inactivity:s1", "inactivity", "high", PATH[-1], PATH,
+                         "inactivity:s1:0", rule, T0)
+
+
+def test_open_dispatches_to_the_start_level_with_parallel_responders():
+    inc, events = opened()
+    assert [(e.action, e.level, e.unit) for e in events] == [
+        ("opened", "grid_worker", PATH[-1]), ("dispatched", "grid_worker", PATH[-1])]
+    assert events[1].parallel == ("police_grid",)
+    assert [e.event_id for e in events] == ["inc-1:1", "inc-1:2"]
+    assert inc.ack_due_ms == T0 + 15 * MIN
+
+
+def test_acknowledged_in_time_never_escalates():
+    inc, _ = opened()
+    assert apply_command(inc, "c1", "acknowledge", "w1", PATH[-1], T0 + 10 * MIN)[0].action == "acknowledge"
+    apply_command(inc, "c2", "resolve", "w1", PATH[-1], T0 + 50 * MIN)
+    assert step_time(inc, T0 + 10 * 3600_000) == []  # no escalation, no breach
+    assert inc.level == "grid_worker" and not inc.breaches
+
+
+def test_silent_incident_climbs_one_level_per_timeout_along_the_real_parents():
+    inc, _ = opened()
+    events = step_time(inc, T0 + 44 * MIN)
+    assert [(e.action, e.level, e.unit, e.at_ms) for e in events] == [
+        ("breach", "grid_worker", PATH[-1], T0 + 15 * MIN),
+        ("escalated", "grid_leader", PATH[-1], T0 + 15 * MIN),
+        ("escalated", "community", PATH[-2], T0 + 30 * MIN),
+    ]
+    events = step_time(inc, T0 + 59 * MIN)
+    assert [(e.action, e.level, e.unit) for e in events] == [("escalated", "town", PATH[-3])]
+    # town is the rule's top: it stays loud there (called every 15 min), it is never dropped
+    events = step_time(inc, T0 + 89 * MIN)
+    assert [e.action for e in events] == ["unanswered_at_top", "unanswered_at_top"]
+    assert inc.loud and inc.level == "town"
+    # an acknowledgement by the town stops it
+    apply_command(inc, "c1", "acknowledge", "town-duty", PATH[-3], T0 + 91 * MIN)
+    assert step_time(inc, T0 + 119 * MIN) == []
+
+
+def test_repeats_call_a_level_again_before_moving_up():
+    inc, _ = opened("hazard")
+    events = step_time(inc, T0 + 90 * MIN)
+    assert [(e.action, e.level) for e in events] == [
+        ("breach", "community"), ("repeated", "community"), ("escalated", "town"),
+        ("repeated", "town")]
+
+
+def test_resolve_deadline_breach_fires_once():
+    inc, _ = opened()
+    apply_command(inc, "c1", "acknowledge", "w1", PATH[-1], T0 + MIN)
+    events = step_time(inc, T0 + 3 * 3600_000)
+    assert [(e.action, e.reason, e.at_ms) for e in events] == [("breach", "resolve", T0 + 2 * 3600_000)]
+    assert step_time(inc, T0 + 4 * 3600_000) == []
+    assert next_due(inc) == 0
+
+
+def test_illegal_transitions_scope_and_duplicates():
+    inc, _ = opened()
+    with pytest.raises(Rejected) as err:
+        apply_command(inc, "c1", "close", "w1", PATH[-1], T0)
+    assert err.value.code == "illegal_transition" and "dispatched" in err.value.reason
+    with pytest.raises(Rejected) as err:
+        apply_command(inc, "c2", "acknowledge", "w9", "410325200", T0)  # another town
+    assert err.value.code == "out_of_scope"
+    with pytest.raises(Rejected) as err:
+        apply_command(inc, "c3", "cancel", "w1", PATH[-1], T0)
+    assert err.value.code == "reason_required"
+    with pytest.raises(Rejected) as err:
+        apply_command(inc, "c4", "teleport", "w1", PATH[-1], T0)
+    assert err.value.code == "unknown_action"
+    assert len(apply_command(inc, "c5", "acknowledge", "w1", PATH[-1], T0 + MIN)) == 1
+    assert apply_command(inc, "c5", "acknowledge", "w1", PATH[-1], T0 + 2 * MIN) == []  # duplicate
+    assert inc.acked_ms == T0 + MIN
+    for cid, action in (("c6", "arrive"), ("c7", "resolve"), ("c8", "close")):
+        apply_command(inc, cid, action, "w1", PATH[-1], T0 + 5 * MIN)
+    assert inc.status == "closed"
+    apply_command(inc, "c9", "reopen", "t1", PATH[-3], T0 + 10 * MIN)
+    assert inc.status == "dispatched" and inc.ack_due_ms == T0 + 25 * MIN
+
+
+def test_rule_matching_and_ladder_units():
+    policy = policy_from_dict(POLICY)
+    assert policy.rule_for("report_cluster", "safety_hazard", "critical").name == "hazard"
+    assert policy.rule_for("report_cluster", "safety_hazard", "medium").name == "default"
+    assert policy.rule_for("inactivity", None, "low").name == "care"
+    assert responsible(PATH, "district") == "410325" and responsible(PATH, "city") == "410325"
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda p: p["default"].update(start="mayor"), "unknown level 'mayor'"),
+    (lambda p: p["rules"][0].update(start="town", top="grid_worker"), "is below start"),
+    (lambda p: p["rules"][0]["ack"].update(unit="fortnights"), "unknown unit 'fortnights'"),
+    (lambda p: p["rules"][0]["ack"].update(amount=-5), "greater than 0"),
+    (lambda p: p["rules"][1].update(name="care"), "rule names must be unique"),
+    (lambda p: p.pop("default"), "default: Field required"),
+])
+def test_bad_policies_are_named(mutate, message):
+    import copy
+    raw = copy.deepcopy(POLICY)
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        policy_from_dict(raw, "policy.yaml")
+    assert message in str(err.value)
