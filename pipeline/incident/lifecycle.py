@@ -26,14 +26,14 @@ ALLOWED = {
     "acknowledge": frozenset({"dispatched"}),
     "arrive": frozenset({"dispatched", "acknowledged"}),
     "resolve": OPEN_STATES,
-    "close": frozenset({"resolved"}),
+    "verify": frozenset({"resolved"}),  # 核查结案: checked and closed
     "reopen": frozenset({"resolved", "closed"}),
     "cancel": OPEN_STATES | {"resolved"},
     "assign": OPEN_STATES,
     "comment": OPEN_STATES | {"resolved", "closed", "cancelled"},
 }
 NEXT_STATE = {"acknowledge": "acknowledged", "arrive": "on_site", "resolve": "resolved",
-              "close": "closed", "reopen": "dispatched", "cancel": "cancelled"}
+              "verify": "closed", "reopen": "dispatched", "cancel": "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope
             inc.acked_ms = inc.acked_ms or at_ms
         elif action == "resolve":
             inc.resolved_ms = at_ms
-        elif action == "close":
+        elif action == "verify":
             inc.closed_ms = at_ms
         elif action == "reopen":
             inc.resolved_ms = inc.closed_ms = 0

@@ -100,6 +100,16 @@ class Policy(_Frozen):
     version: int = Field(1, ge=1, le=1)
     rules: tuple[Rule, ...] = ()
     default: Rule
+    #: a zone landslide incident at or above this level inhibits device and stale-sensor
+    #: incidents inside the zone (they are recorded on nothing: people are already there)
+    inhibit_min_level: str = "orange"
+
+    @field_validator("inhibit_min_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v not in ("blue", "yellow", "orange", "red"):
+            raise ValueError(f"unknown level {v!r}; use blue, yellow, orange or red")
+        return v
 
     @model_validator(mode="after")
     def _unique(self) -> Policy:

@@ -88,7 +88,7 @@ def test_resolve_deadline_breach_fires_once():
 def test_illegal_transitions_scope_and_duplicates():
     inc, _ = opened()
     with pytest.raises(Rejected) as err:
-        apply_command(inc, "c1", "close", "w1", PATH[-1], T0)
+        apply_command(inc, "c1", "verify", "w1", PATH[-1], T0)
     assert err.value.code == "illegal_transition" and "dispatched" in err.value.reason
     with pytest.raises(Rejected) as err:
         apply_command(inc, "c2", "acknowledge", "w9", "410325200", T0)  # another town
@@ -102,7 +102,7 @@ def test_illegal_transitions_scope_and_duplicates():
     assert len(apply_command(inc, "c5", "acknowledge", "w1", PATH[-1], T0 + MIN)) == 1
     assert apply_command(inc, "c5", "acknowledge", "w1", PATH[-1], T0 + 2 * MIN) == []  # duplicate
     assert inc.acked_ms == T0 + MIN
-    for cid, action in (("c6", "arrive"), ("c7", "resolve"), ("c8", "close")):
+    for cid, action in (("c6", "arrive"), ("c7", "resolve"), ("c8", "verify")):
         apply_command(inc, cid, action, "w1", PATH[-1], T0 + 5 * MIN)
     assert inc.status == "closed"
     apply_command(inc, "c9", "reopen", "t1", PATH[-3], T0 + 10 * MIN)
