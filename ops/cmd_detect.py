@@ -50,3 +50,27 @@ def subjects_load(path: str, broker: str | None, topic_prefix: str | None, at: s
 
     publish_registry(path, "subjects.v1", "subject_id", "subject.json", "subject", subject_envelope,
                      broker, topic_prefix, at)
+
+
+@click.group()
+def policy() -> None:
+    """The escalation policy (分级响应): ladder, timeouts, deadlines, parallel responders."""
+
+
+@policy.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the validated policy.")
+@readable_errors
+def policy_check(path: str | None, as_json: bool) -> None:
+    """Validate a policy file (the packaged default without PATH); exit 1 listing problems."""
+    from pipeline.incident.policy import DEFAULT_FILE, load_policy
+
+    pol = load_policy(path)
+    if as_json:
+        emit_json(pol.model_dump())
+        return
+    click.echo(f"{path or DEFAULT_FILE}: ok")
+    for rule in (*pol.rules, pol.default):
+        click.echo(f"  {rule.name}: {rule.start} -> {rule.top}, acknowledge within "
+                   f"{rule.ack.amount:g} {rule.ack.unit}, resolve within {rule.resolve.amount:g} "
+                   f"{rule.resolve.unit}")

@@ -8,6 +8,8 @@ Concerns:
 - registry: followers of the compacted ``devices.v1`` and ``subjects.v1`` topics.
 - detectors: ``located.v1`` + ``clock.v1`` -> ``alerts.v1`` (pipeline.detect_agents), the
   zone-level agent on ``levels.v1`` and, in live mode, the leader's clock ticker.
+- incidents: ``alerts.v1`` + routed commands + ``clock.v1`` -> ``escalations.v1``,
+  ``incidents.v1``, KPIs (pipeline.incident_agents).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from geo.layers import load_atlas
 from geo.locate import Locator
-from pipeline import detect_agents
+from pipeline import detect_agents, incident_agents
 from pipeline.batch_ingest import BatchIngest
 from pipeline.detect.host import DetectorHost
 from pipeline.devices import DeviceFollower, load_devices_file
@@ -161,6 +163,8 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         app.agent(topic, name=f"gridwatch.ingest.{short}")(agent)
 
     detect_agents.register(app, settings, host, subjects)
+    incident_agents.register(app, settings, incident_agents.build_incident_host(
+        settings, host.cfg.clock.allowed_lateness))
 
     @app.task
     async def follow_devices() -> None:

@@ -61,6 +61,7 @@ class Settings:
     devices_file: str | None = None
     subjects_file: str | None = None
     detectors_file: str | None = None  # None: the packaged default_detectors.yaml
+    policy_file: str | None = None  # None: the packaged default_policy.yaml
     clock: str = "live"  # "live": the leader writes ticks; "off": ticks come from the log (replay, tests)
     snap_m: float = 0.0
     max_message_bytes: int = 65536
@@ -101,6 +102,7 @@ class Settings:
             devices_file=env.get("GRIDWATCH_DEVICES_FILE") or None,
             subjects_file=env.get("GRIDWATCH_SUBJECTS_FILE") or None,
             detectors_file=env.get("GRIDWATCH_DETECTORS") or None,
+            policy_file=env.get("GRIDWATCH_POLICY") or None,
             clock=_choice(env, "GRIDWATCH_CLOCK", cls.clock, ("live", "off")),
             snap_m=_number(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000, float),
             max_message_bytes=_number(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,

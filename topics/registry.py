@@ -77,6 +77,14 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Delivery attempts and outcomes."),
     TopicSpec("commands.v1", "incident_id", "command.json",
               "Acknowledge, resolve, assign, comment... from people."),
+    TopicSpec("incident-commands.v1", "grid_id", "command.json",
+              "Commands routed to the partition of their incident's grid.", internal=True),
+    TopicSpec("kpi-deltas.v1", "unit", "kpi_delta.json",
+              "KPI counter changes per unit (grid, community, town...) for the KPI stage.",
+              internal=True),
+    TopicSpec("kpis.v1", "unit", "kpi.json",
+              "Current KPIs per unit and per kind (MTTA, MTTR, breach and closure rates, backlog). "
+              "Compacted.", compacted=True),
     TopicSpec("clock.v1", "partition", "clock.json",
               "Event-time ticks, one per partition (co-partitioned with located.v1), so "
               "deadlines fire when no events arrive."),

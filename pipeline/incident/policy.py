@@ -127,9 +127,13 @@ class Policy(_Frozen):
         return self.default
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file; ConfigError lists every problem by place."""
-    p = Path(path)
+DEFAULT_FILE = Path(__file__).resolve().parent / "default_policy.yaml"
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file (the packaged default when None); ConfigError lists
+    every problem by place."""
+    p = Path(path) if path else DEFAULT_FILE
     try:
         raw: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -47,3 +47,12 @@ def test_bench_detectors_prints_figures_and_a_baseline():
     assert out["inactivity"]["tick_cost_ms"]["baseline_full_scan"] >= 0
     assert out["inactivity_memory"]["bytes_per_subject_state"] > 0
     assert out["landslide"]["bytes_per_point_72h"] > 0 and out["reports"]["events"] == 200
+
+
+def test_policy_check(tmp_path):
+    res = run("policy", "check")
+    assert res.exit_code == 0 and "care: grid_worker -> town" in res.output
+    bad = tmp_path / "p.yaml"
+    bad.write_text("default: {name: d, start: mayor, ack: {amount: 1}, resolve: {amount: 1}}\n")
+    res = run("policy", "check", str(bad))
+    assert res.exit_code == 1 and "unknown level 'mayor'" in res.output

@@ -1,0 +1,220 @@
+"""Faust wiring of incidents: thin agents around the pure `IncidentHost`.
+
+- ``route_commands``: ``commands.v1`` (keyed by incident id, as integrators send them) ->
+  validated -> ``incident-commands.v1`` keyed by the incident's grid (the id starts with it), so
+  a command meets its incident on the grid's partition; malformed commands go to the DLQ.
+- ``incidents``: ``alerts.v1`` + ``incident-commands.v1`` + ``clock.v1`` (co-partitioned) ->
+  host -> ``escalations.v1`` (every transition), ``incidents.v1`` (current state, compacted),
+  ``kpi-deltas.v1`` (keyed by unit); rejected commands -> DLQ with the code and reason.
+- ``kpis``: ``kpi-deltas.v1`` -> sums per unit -> ``kpis.v1`` (compacted).
+
+Recovery as for the detectors: a worker taking over a partition replays its committed history
+(alerts and routed commands in event-time order, then the newest tick) with outputs discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import Any
+
+import fastjsonschema
+import faust
+import orjson
+from faust.types import TP
+
+from pipeline.detect.host import decode_record, event_ms
+from pipeline.detect_agents import committed_offsets, read_partition
+from pipeline.envelope import check_size, dlq_event, make_event, validator
+from pipeline.errors import Rejected
+from pipeline.incident.host import Changes, IncidentHost
+from pipeline.incident.kpi import deltas, summary, units
+from pipeline.incident.policy import load_policy
+from pipeline.incident.records import escalation_record, incident_record, kpi_delta_record
+from pipeline.logs import get_logger
+from pipeline.settings import Settings, aiokafka_config
+
+
+def build_incident_host(settings: Settings, lateness_ms: int) -> IncidentHost:
+    """The incident host with the validated policy (a bad file stops start-up)."""
+    return IncidentHost(load_policy(settings.policy_file), lateness_ms)
+
+
+def decode_command(value: bytes | None, max_bytes: int) -> dict:
+    """A commands.v1 record -> its validated data, or `Rejected`."""
+    try:
+        doc = orjson.loads(check_size(value, max_bytes))
+        data = doc["data"]
+        validator("command.json")(data)
+    except Rejected:
+        raise
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise Rejected("bad_command", f"command: {exc.message}")
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise Rejected("bad_command", f"not a command envelope: {exc}")
+    if "~" not in data["incident_id"]:
+        raise Rejected("unknown_incident", f"{data['incident_id']!r} is not a gridwatch incident id")
+    try:
+        event_ms(data["at"])
+    except ValueError:
+        raise Rejected("bad_command", f"at={data['at']!r} is not an ISO 8601 time")
+    return data
+
+
+def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
+    """Add the command router, the incident agent and the KPI agent to the app."""
+    log = get_logger(component="incidents")
+    raw = dict(key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    names = {short: settings.topic(short) for short in
+             ("alerts.v1", "commands.v1", "incident-commands.v1", "clock.v1", "escalations.v1",
+              "incidents.v1", "kpi-deltas.v1", "kpis.v1", "dlq.v1")}
+    t = {short: app.topic(name, **raw) for short, name in names.items()}
+    source = app.topic(names["alerts.v1"], names["incident-commands.v1"], names["clock.v1"], **raw)
+    kafka_cfg = aiokafka_config(settings)
+    max_bytes = settings.max_message_bytes
+
+    async def to_dlq(msg: Any, rej: Rejected) -> None:
+        ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value, rej.code,
+                       rej.reason, rej.retriable)
+        await t["dlq.v1"].send(key=msg.topic.encode(), value=orjson.dumps(ev))
+        log.warning("incident_input_rejected", code=rej.code, reason=rej.reason,
+                    topic=msg.topic, partition=msg.partition, offset=msg.offset)
+
+    @app.agent(t["commands.v1"], name="gridwatch.route_commands")
+    async def route_commands(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                data = decode_command(msg.value, max_bytes)
+            except Rejected as rej:
+                await to_dlq(msg, rej)
+                continue
+            grid = data["incident_id"].split("~", 1)[0]
+            await t["incident-commands.v1"].send(key=grid.encode(), value=msg.value)
+
+    async def emit(changes: Changes) -> None:
+        for ev in changes.escalations:
+            key, value = escalation_record(ev)
+            await t["escalations.v1"].send(key=key, value=value)
+            inc = changes.incidents[ev.incident_id]
+            d = deltas(inc, ev)
+            if d:
+                for unit in units(inc):
+                    k, v = kpi_delta_record(unit, ev, d)
+                    await t["kpi-deltas.v1"].send(key=k, value=v)
+        for inc in changes.incidents.values():
+            key, value = incident_record(inc)
+            await t["incidents.v1"].send(key=key, value=value)
+
+    def apply(partition: int, topic: str, value: bytes | None) -> Changes:
+        if topic == names["clock.v1"]:
+            return host.on_tick(partition, decode_record(value, True, max_bytes)[1])
+        if topic == names["incident-commands.v1"]:
+            return host.on_command(partition, decode_command(value, max_bytes))
+        doc = orjson.loads(check_size(value, max_bytes))
+        validator("alert.json")(doc["data"])
+        return host.on_alert(partition, doc["data"])
+
+    rebuilt: set[int] = set()
+    processed: dict[int, int] = {}
+
+    async def rebuild(partition: int) -> None:
+        host.drop(partition)
+        tops = (names["alerts.v1"], names["incident-commands.v1"], names["clock.v1"])
+        upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition, tops)
+        history: list[tuple[int, int, int, str, bytes]] = []
+        last_tick = 0
+        for order, topic in enumerate(tops):
+            offset = 0
+            async for value in read_partition(kafka_cfg, topic, partition, upto[topic]):
+                with contextlib.suppress(Exception):
+                    data = orjson.loads(value)["data"]
+                    if topic == names["clock.v1"]:
+                        last_tick = max(last_tick, int(data["tick"]))
+                    else:
+                        at = event_ms(data["observed_at"] if order == 0 else data["at"])
+                        history.append((at, order, offset, topic, value))
+                offset += 1
+        for _, _, _, topic, value in sorted(history, key=lambda h: h[:3]):
+            with contextlib.suppress(Exception):
+                apply(partition, topic, value)
+        if last_tick:
+            host.on_tick(partition, last_tick)
+        processed[partition] = upto[names["alerts.v1"]] - 1
+        rebuilt.add(partition)
+        log.info("incident_partition_rebuilt", partition=partition, records=len(history),
+                 incidents=len(host.partition(partition).incidents))
+
+    def has_backlog(partition: int) -> bool:
+        try:
+            hw = app.consumer.highwater(TP(names["alerts.v1"], partition))
+        except Exception:
+            return False
+        return hw is not None and processed.get(partition, -1) + 1 < hw
+
+    @app.agent(source, name="gridwatch.incidents")
+    async def incidents(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            if msg.partition not in rebuilt:
+                await rebuild(msg.partition)
+            if msg.topic == names["clock.v1"] and has_backlog(msg.partition):
+                continue  # as for the detectors: a tick never runs ahead of alerts
+            try:
+                changes = apply(msg.partition, msg.topic, msg.value)
+            except Rejected as rej:
+                if msg.topic != names["clock.v1"]:  # bad ticks are the detectors' to record
+                    await to_dlq(msg, rej)
+                continue
+            except Exception as exc:  # a bad record must not stop the stream
+                await to_dlq(msg, Rejected("bad_record", f"{type(exc).__name__}: {exc}"))
+                continue
+            if msg.topic == names["alerts.v1"]:
+                processed[msg.partition] = msg.offset
+            for rej in changes.rejected:
+                await to_dlq(msg, rej)
+            await emit(changes)
+
+    kpi_parts: dict[int, dict[str, Counter]] = {}
+
+    async def rebuild_kpis(partition: int) -> dict[str, Counter]:
+        book: dict[str, Counter] = {}
+        name = names["kpi-deltas.v1"]
+        upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition, (name,))
+        async for value in read_partition(kafka_cfg, name, partition, upto[name]):
+            with contextlib.suppress(Exception):
+                data = orjson.loads(value)["data"]
+                book.setdefault(data["unit"], Counter()).update(data["delta"])
+        kpi_parts[partition] = book
+        return book
+
+    @app.agent(t["kpi-deltas.v1"], name="gridwatch.kpis")
+    async def kpis(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            book = kpi_parts.get(msg.partition)
+            if book is None:
+                book = await rebuild_kpis(msg.partition)
+            try:
+                doc = orjson.loads(msg.value)
+                data = doc["data"]
+                counter = book.setdefault(data["unit"], Counter())
+                counter.update(data["delta"])
+            except Exception as exc:
+                log.error("kpi_error", error=type(exc).__name__)
+                continue
+            env = make_event("gridwatch.kpi.v1", f"kpi:{data['unit']}:{data['event_id']}", doc["time"],
+                             summary(data["unit"], counter), subject=data["unit"],
+                             source="gridwatch/kpis")
+            await t["kpis.v1"].send(key=data["unit"].encode(), value=orjson.dumps(env))
+
+    @app.on_partitions_revoked.connect
+    async def forget(app: faust.App, revoked: set, **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == names["alerts.v1"]:
+                host.drop(tp.partition)
+                rebuilt.discard(tp.partition)
+                processed.pop(tp.partition, None)
+            if tp.topic == names["kpi-deltas.v1"]:
+                kpi_parts.pop(tp.partition, None)

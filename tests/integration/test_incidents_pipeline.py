@@ -1,0 +1,138 @@
+"""Incidents through the embedded broker with an injected clock: an inactivity alert opens an
+incident, nobody acknowledges, it climbs to the town, an acknowledgement stops it, resolve and
+verify close it, and the KPIs say so."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from pipeline.detect_agents import tick_envelope
+from pipeline.devices import device_envelope
+from pipeline.envelope import iso_ms, validator
+from pipeline.settings import Settings
+from pipeline.subjects import subject_envelope
+from tests.integration.conftest import Pipeline
+from tests.integration.test_detectors_pipeline import committed
+from tests.unit.pipeline.helpers import T0_MS, envelope
+from topics.admin import create
+
+pytestmark = pytest.mark.integration
+MIN = 60_000
+DAY = 24 * 60 * MIN
+
+
+class Topic:
+    """Everything on one topic so far, re-read on demand."""
+
+    def __init__(self, s: Settings, short: str) -> None:
+        self.c = KafkaConsumer(s.topic(short), bootstrap_servers=s.broker,
+                               auto_offset_reset="earliest", consumer_timeout_ms=300)
+        self.items: list[dict] = []
+
+    def wait(self, pred, what: str, timeout_s: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.items += [orjson.loads(m.value) for m in self.c]
+            if pred(self.items):
+                return self.items
+        raise AssertionError(f"timed out waiting for {what}; saw {[i['data'] for i in self.items][-5:]}")
+
+
+def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, tmp_path):
+    tag = f"inc{os.getpid()}"
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    create(s)
+    p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
+    door = {"device_id": "door-s1", "kind": "door", "lon": 0.5, "lat": 0.5, "subject_id": "s1",
+            "heartbeat_s": 604800}
+    p.produce("devices.v1", [(b"door-s1", orjson.dumps(device_envelope(door, iso_ms(T0_MS))))])
+    subject = {"subject_id": "s1", "profile": "living_alone_24h", "grid_id": "g1", "devices": ["door-s1"]}
+    p.produce("subjects.v1", [(b"s1", orjson.dumps(subject_envelope(subject, iso_ms(T0_MS))))])
+    proc = p.start_worker()
+    prod = KafkaProducer(bootstrap_servers=broker.bootstrap)
+
+    def tick(at: int) -> None:
+        for part in range(s.partitions):
+            prod.send(s.topic("clock.v1"), key=b"tick", partition=part,
+                      value=orjson.dumps(tick_envelope(at, part)))
+        prod.flush()
+
+    def command(cid: str, action: str, incident_id: str, at: int, scope: str = "g1", **extra) -> None:
+        data = {"command_id": cid, "incident_id": incident_id, "action": action, "actor": "duty-1",
+                "scope": scope, "at": iso_ms(at), **extra}
+        prod.send(s.topic("commands.v1"), key=incident_id.encode(),
+                  value=orjson.dumps(envelope("gridwatch.command.v1", data, cid)))
+        prod.flush()
+
+    try:
+        ping = {"device_id": "door-s1", "kind": "door", "value": 1, "unit": "bool",
+                "observed_at": iso_ms(T0_MS)}
+        p.produce("pings.v1", [(b"door-s1", orjson.dumps(envelope("gridwatch.ping.v1", ping, "p1")),
+                                T0_MS)])
+        p.collect("located.v1", 1)
+        escalations = Topic(s, "escalations.v1")
+        t_open = T0_MS + DAY
+        # the located ping must be in the detectors before the clock jumps a day
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        deadline = time.monotonic() + 60
+        while committed(admin, tag, s.topic("located.v1")) < 1:
+            assert time.monotonic() < deadline, "the detectors did not take the ping"
+            time.sleep(0.2)
+        admin.close()
+        tick(t_open + MIN)
+        items = escalations.wait(lambda xs: any(x["data"]["transition"] == "dispatched" for x in xs),
+                                 "the incident to be dispatched", 90)
+        incident_id = items[0]["data"]["incident_id"]
+        assert incident_id.startswith("g1~inactivity:s1~")
+        dispatched = next(x["data"] for x in items if x["data"]["transition"] == "dispatched")
+        assert dispatched["to"] == ["g1", "police_grid"] and dispatched["at"] == iso_ms(t_open)
+
+        tick(t_open + 50 * MIN)  # 15 min per level: grid leader, community, town
+        items = escalations.wait(lambda xs: any(x["data"]["transition"] == "escalated"
+                                                and x["data"]["level"] == "town" for x in xs),
+                                 "the incident to reach the town")
+        climbed = [(x["data"]["level"], x["data"]["to"][0]) for x in items
+                   if x["data"]["transition"] == "escalated"]
+        assert climbed == [("grid_leader", "g1"), ("community", "M"), ("town", "T")]
+
+        command("bad-1", "acknowledge", incident_id, t_open + 51 * MIN, scope="elsewhere")
+        prod.send(s.topic("commands.v1"), key=b"x", value=b"{not json")
+        command("c-ack", "acknowledge", incident_id, t_open + 52 * MIN, scope="T")
+        command("c-ack", "acknowledge", incident_id, t_open + 53 * MIN, scope="T")  # a duplicate
+        escalations.wait(lambda xs: any(x["data"]["transition"] == "acknowledge" for x in xs),
+                         "the acknowledgement")
+        tick(t_open + 100 * MIN)  # acknowledged: nothing climbs any more
+        command("c-res", "resolve", incident_id, t_open + 101 * MIN, scope="T", reason="visited, unwell")
+        command("c-ver", "verify", incident_id, t_open + 110 * MIN, scope="T")
+        items = escalations.wait(lambda xs: any(x["data"]["transition"] == "verify" for x in xs),
+                                 "the verification")
+        transitions = [x["data"]["transition"] for x in items]
+        assert transitions.count("acknowledge") == 1
+        assert transitions.count("escalated") == 3 and "unanswered_at_top" not in transitions
+        assert [x["id"] for x in items] == [f"{incident_id}:{n}" for n in range(1, len(items) + 1)]
+        for x in items:
+            validator("escalation.json")(x["data"])
+
+        state = Topic(s, "incidents.v1").wait(
+            lambda xs: any(x["data"]["state"] == "closed" for x in xs), "the closed state")[-1]["data"]
+        validator("incident.json")(state)
+        assert (state["state"], state["level"], state["breaches"]) == ("closed", "town", ["acknowledge"])
+
+        kpis = Topic(s, "kpis.v1").wait(
+            lambda xs: any(x["data"]["unit"] == "T" and x["data"]["closed"] == 1 for x in xs),
+            "the town's KPIs")
+        town = [x["data"] for x in kpis if x["data"]["unit"] == "T"][-1]
+        assert (town["opened"], town["acknowledged"], town["closed"], town["backlog"]) == (1, 1, 1, 0)
+        assert town["mtta_s"] == 52 * 60 and town["mttr_s"] == 101 * 60
+        assert town["ack_breach_rate"] == 1.0 and town["closure_rate"] == 1.0
+
+        dlq = Topic(s, "dlq.v1").wait(lambda xs: len(xs) >= 2, "the rejected commands")
+        assert sorted(x["data"]["code"] for x in dlq) == ["bad_command", "out_of_scope"]
+    finally:
+        prod.close()
+        p.stop_worker(proc)
