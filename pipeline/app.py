@@ -164,7 +164,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
 
     detect_agents.register(app, settings, host, subjects)
     incident_agents.register(app, settings, incident_agents.build_incident_host(
-        settings, host.cfg.clock.allowed_lateness))
+        settings, host.cfg.clock.allowed_lateness, core.locator, host.subjects))
 
     @app.task
     async def follow_devices() -> None:

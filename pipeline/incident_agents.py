@@ -28,6 +28,7 @@ from pipeline.detect.host import decode_record, event_ms
 from pipeline.detect_agents import committed_offsets, read_partition
 from pipeline.envelope import check_size, dlq_event, make_event, validator
 from pipeline.errors import Rejected
+from pipeline.incident.fanout import zone_grids_from
 from pipeline.incident.host import Changes, IncidentHost
 from pipeline.incident.kpi import deltas, summary, units
 from pipeline.incident.policy import load_policy
@@ -35,10 +36,15 @@ from pipeline.incident.records import escalation_record, incident_record, kpi_de
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config
 
+LINK_TYPE = "gridwatch.incident_link.v1"
 
-def build_incident_host(settings: Settings, lateness_ms: int) -> IncidentHost:
-    """The incident host with the validated policy (a bad file stops start-up)."""
-    return IncidentHost(load_policy(settings.policy_file), lateness_ms)
+
+def build_incident_host(settings: Settings, lateness_ms: int, locator: Any = None,
+                        subjects: Any = None) -> IncidentHost:
+    """The incident host with the validated policy (a bad file stops start-up) and, given the
+    worker's locator, area fan-out of zone incidents."""
+    zone_grids = zone_grids_from(locator, subjects if subjects is not None else {}) if locator else None
+    return IncidentHost(load_policy(settings.policy_file), lateness_ms, zone_grids)
 
 
 def decode_command(value: bytes | None, max_bytes: int) -> dict:
@@ -106,11 +112,18 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         for inc in changes.incidents.values():
             key, value = incident_record(inc)
             await t["incidents.v1"].send(key=key, value=value)
+        for grid, link in changes.links:
+            env = make_event(LINK_TYPE, f"{link['link']}:{link['incident_id']}:{link['at']}",
+                             link["at"], link, subject=link["incident_id"], source="gridwatch/incidents")
+            await t["incident-commands.v1"].send(key=grid.encode(), value=orjson.dumps(env))
 
     def apply(partition: int, topic: str, value: bytes | None) -> Changes:
         if topic == names["clock.v1"]:
             return host.on_tick(partition, decode_record(value, True, max_bytes)[1])
         if topic == names["incident-commands.v1"]:
+            doc = orjson.loads(check_size(value, max_bytes))
+            if isinstance(doc, dict) and doc.get("type") == LINK_TYPE:  # from another partition
+                return host.on_link(partition, doc["data"])
             return host.on_command(partition, decode_command(value, max_bytes))
         doc = orjson.loads(check_size(value, max_bytes))
         validator("alert.json")(doc["data"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pipeline.detect.clock import Watermark
 from pipeline.detect.host import event_ms
+from pipeline.envelope import iso_ms
 from pipeline.errors import Rejected
 from pipeline.incident.lifecycle import (
     ENDED,
@@ -27,7 +28,7 @@ from pipeline.incident.lifecycle import (
     open_incident,
     step_time,
 )
-from pipeline.incident.policy import Policy
+from pipeline.incident.policy import Policy, Rule
 
 INHIBITED_BY_ZONE = frozenset({"sensor_stale", "device_offline"})
 LEVEL_RANK = {"blue": 0, "yellow": 1, "orange": 2, "red": 3}
@@ -45,11 +46,13 @@ def dedup_key(alert: dict) -> str:
 
 @dataclass
 class Changes:
-    """What one step produced: transitions, and the incidents whose state changed."""
+    """What one step produced: transitions, the incidents whose state changed, and links to
+    incidents on other partitions (grid id, link body) for ``incident-commands.v1``."""
 
     escalations: list[Escalation] = field(default_factory=list)
     incidents: dict[str, Incident] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    links: list[tuple[str, dict]] = field(default_factory=list)
 
     def add(self, inc: Incident, events: list[Escalation]) -> None:
         if events:
@@ -85,11 +88,12 @@ class IncidentHost:
     """Every partition's incidents in one process."""
 
     def __init__(self, policy: Policy, lateness_ms: int = 300_000,
-                 on_open: Callable[[Incident], None] | None = None) -> None:
+                 zone_grids: Callable[[str], list[dict]] | None = None) -> None:
         self.policy = policy
         self.lateness_ms = lateness_ms
         self.partitions: dict[int, IncidentPartition] = {}
-        self.on_open = on_open
+        #: zone id -> the grids it touches: [{grid_id, path, households, subjects, share}]
+        self.zone_grids = zone_grids
 
     def partition(self, p: int) -> IncidentPartition:
         if p not in self.partitions:
@@ -141,14 +145,60 @@ class IncidentHost:
             part.incidents[iid] = inc
             part.open_by_key[key] = iid
             out.add(inc, events)
-            if self.on_open:
-                self.on_open(inc)
+            if rule.fan_out and zone and self.zone_grids is not None:
+                self._fan_out(inc, zone, at, out)
         if alert["kind"] == "landslide" and zone and alert["status"] == "firing" \
                 and LEVEL_RANK.get(alert["severity"], -1) >= LEVEL_RANK[self.policy.inhibit_min_level]:
             part.loud_zones[zone] = alert["severity"]
         for changed in list(out.incidents.values()):
             part.schedule(changed)
         part.advance(out)
+        return out
+
+    def _fan_out(self, parent: Incident, zone: str, at: int, out: Changes) -> None:
+        """Open a linked child incident on every grid the zone touches."""
+        parent.children = {}
+        for g in self.zone_grids(zone):  # type: ignore[misc]
+            child_id = f"{g['grid_id']}~{parent.dedup_key}@{g['grid_id']}~{at}"
+            parent.children[child_id] = "dispatched"
+            out.links.append((g["grid_id"], {
+                "link": "open_child", "incident_id": child_id, "parent_id": parent.incident_id,
+                "parent_grid": parent.grid_id, "dedup_key": f"{parent.dedup_key}@{g['grid_id']}",
+                "kind": parent.kind, "severity": parent.severity, "grid_id": g["grid_id"],
+                "path": list(g["path"]), "rule": parent.rule.model_dump(), "at": iso_ms(at),
+                "to_check": {"households": g.get("households"), "subjects": g.get("subjects", []),
+                             "share": g.get("share")}}))
+        out.add(parent, [parent._event("fanned_out", at, reason=f"{len(parent.children)} grids")])
+
+    def on_link(self, p: int, link: dict) -> Changes:
+        """A link from another partition: open a child, or a child's progress for its parent."""
+        out = Changes()
+        part = self.partition(p)
+        at = event_ms(link["at"])
+        if link["link"] == "open_child":
+            if link["incident_id"] in part.incidents:
+                return out  # a redelivered link
+            rule = Rule.model_validate(link["rule"])
+            inc, events = open_incident(link["incident_id"], link["dedup_key"], link["kind"],
+                                        link["severity"], link["grid_id"], tuple(link["path"]),
+                                        link["parent_id"], rule, at)
+            inc.parent_id, inc.to_check = link["parent_id"], link.get("to_check")
+            inc.parent_grid = link["parent_grid"]
+            part.incidents[inc.incident_id] = inc
+            out.add(inc, events)
+            part.schedule(inc)
+        elif link["link"] == "child_state":
+            parent = part.incidents.get(link["parent_id"])
+            if parent is None or parent.children is None or link["incident_id"] not in parent.children:
+                out.rejected.append(Rejected("unknown_incident", f"no parent {link['parent_id']}"))
+                return out
+            if parent.children[link["incident_id"]] != link["state"]:
+                parent.children[link["incident_id"]] = link["state"]
+                done = sum(st in ENDED for st in parent.children.values())
+                acked = sum(st != "dispatched" for st in parent.children.values())
+                out.add(parent, [parent._event("child_progress", at,
+                                               reason=f"{acked} acknowledged, {done} done of "
+                                                      f"{len(parent.children)}")])
         return out
 
     def on_command(self, p: int, cmd: dict) -> Changes:
@@ -170,6 +220,10 @@ class IncidentHost:
         out.add(inc, events)
         if inc.status in ENDED:
             part.open_by_key.pop(inc.dedup_key, None)
+        if inc.parent_id and events:  # tell the zone incident how its grid is doing
+            out.links.append((inc.parent_grid, {"link": "child_state", "incident_id": inc.incident_id,
+                                                "parent_id": inc.parent_id, "state": inc.status,
+                                                "at": cmd["at"]}))
         part.schedule(inc)
         part.advance(out)
         return out

@@ -82,6 +82,10 @@ class Incident:
     alert_ids: list[str] = field(default_factory=list)
     commands: set[str] = field(default_factory=set)  # ids applied: a duplicate has no effect
     step: int = 0
+    parent_id: str | None = None  # a child of a zone incident (area fan-out)
+    children: dict[str, str] | None = None  # child id -> its state (a zone incident)
+    to_check: dict | None = None  # a child's households and people under care to check
+    parent_grid: str | None = None  # where the parent lives (its partition)
 
     def _event(self, action: str, at: int, actor: str | None = None, reason: str | None = None,
                parallel: tuple[str, ...] = ()) -> Escalation:
@@ -157,6 +161,11 @@ def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope
         raise Rejected("illegal_transition", f"cannot {action} an incident that is {inc.status}")
     if action == "cancel" and not reason:
         raise Rejected("reason_required", "cancelling (a false alarm) needs a reason")
+    if action == "verify" and inc.children:
+        open_children = [c for c, st in inc.children.items() if st not in ENDED]
+        if open_children:
+            raise Rejected("children_open", f"{len(open_children)} of {len(inc.children)} grid "
+                                            "incidents of this zone are not closed yet")
     inc.commands.add(command_id)
     if action == "assign":
         inc.assignee = assignee or actor

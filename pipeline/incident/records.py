@@ -36,7 +36,13 @@ def incident_record(inc: Incident) -> tuple[bytes, bytes]:
             "deadlines": {"acknowledge": _iso(inc.ack_due_ms) if inc.status == "dispatched" else None,
                           "resolve": iso_ms(inc.resolve_due_ms)},
             "breaches": sorted(inc.breaches), "loud": inc.loud, "assignee": inc.assignee,
-            "alert_ids": inc.alert_ids[-50:], "step": inc.step}
+            "alert_ids": inc.alert_ids[-50:], "step": inc.step, "parent_id": inc.parent_id,
+            "to_check": inc.to_check}
+    if inc.children is not None:
+        states = list(inc.children.values())
+        data["children"] = {"total": len(states),
+                            "acknowledged": sum(st != "dispatched" for st in states),
+                            "done": sum(st in ("closed", "cancelled", "merged") for st in states)}
     env = make_event("gridwatch.incident.v1", f"{inc.incident_id}@{inc.step}",
                      iso_ms(max(inc.opened_ms, inc.acked_ms, inc.resolved_ms, inc.closed_ms)), data,
                      subject=inc.grid_id, source=SOURCE)
