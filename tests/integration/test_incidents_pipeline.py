@@ -136,3 +136,56 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
     finally:
         prod.close()
         p.stop_worker(proc)
+
+
+def test_red_zone_fans_out_across_partitions_and_closes_last(broker, atlas_file, tmp_path):
+    tag = f"fan{os.getpid()}"
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    create(s)
+    p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
+    proc = p.start_worker("fan")
+    prod = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    try:
+        red = {"alert_id": "landslide:H1:1", "kind": "landslide", "grid_id": "g4",
+               "path": ["C", "T", "M", "g4"], "zone_id": "H1", "subject_id": None,
+               "severity": "red", "status": "firing", "route": "duty", "reason": "level_up",
+               "observed_at": iso_ms(T0_MS), "evidence": {"zone_level": "red"}}
+        prod.send(s.topic("alerts.v1"), key=b"g4",
+                  value=orjson.dumps(envelope("gridwatch.alert.v1", red, "a1")))
+        prod.flush()
+        incidents = Topic(s, "incidents.v1")
+        items = incidents.wait(lambda xs: len({x["data"]["incident_id"] for x in xs
+                                               if x["data"].get("parent_id")}) == 4,
+                               "a grid incident for each of the four grids H1 touches", 90)
+        children = {x["data"]["grid_id"]: x["data"]["incident_id"] for x in items
+                    if x["data"].get("parent_id")}
+        parent_id = next(x["data"]["incident_id"] for x in items if not x["data"].get("parent_id"))
+        assert sorted(children) == ["g1", "g2", "g3", "g4"]
+
+        def command(cid, action, iid, minute):
+            data = {"command_id": cid, "incident_id": iid, "action": action, "actor": "town-duty",
+                    "scope": "T", "at": iso_ms(T0_MS + minute * MIN)}
+            prod.send(s.topic("commands.v1"), key=iid.encode(),
+                      value=orjson.dumps(envelope("gridwatch.command.v1", data, cid)))
+            prod.flush()
+
+        command("p1", "acknowledge", parent_id, 1)
+        command("p2", "resolve", parent_id, 2)
+        command("p3", "verify", parent_id, 3)  # refused: the grids are not done
+        dlq = Topic(s, "dlq.v1").wait(lambda xs: any(x["data"]["code"] == "children_open" for x in xs),
+                                      "the refusal to close the zone first")
+        assert "4 of 4 grid incidents" in next(x["data"]["reason"] for x in dlq
+                                               if x["data"]["code"] == "children_open")
+        for n, iid in enumerate(children.values()):
+            command(f"c{n}a", "resolve", iid, 4)
+            command(f"c{n}b", "verify", iid, 5)
+        incidents.wait(lambda xs: any(x["data"]["incident_id"] == parent_id
+                                      and x["data"].get("children", {}).get("done") == 4 for x in xs),
+                       "the zone incident to see its grids done")
+        command("p4", "verify", parent_id, 6)
+        incidents.wait(lambda xs: any(x["data"]["incident_id"] == parent_id
+                                      and x["data"]["state"] == "closed" for x in xs),
+                       "the zone incident closed")
+    finally:
+        prod.close()
+        p.stop_worker(proc)
