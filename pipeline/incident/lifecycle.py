@@ -31,9 +31,10 @@ ALLOWED = {
     "cancel": OPEN_STATES | {"resolved"},
     "assign": OPEN_STATES,
     "comment": OPEN_STATES | {"resolved", "closed", "cancelled"},
+    "merge": OPEN_STATES,  # a duplicate of another incident (reason names it)
 }
 NEXT_STATE = {"acknowledge": "acknowledged", "arrive": "on_site", "resolve": "resolved",
-              "verify": "closed", "reopen": "dispatched", "cancel": "cancelled"}
+              "verify": "closed", "reopen": "dispatched", "cancel": "cancelled", "merge": "merged"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +160,9 @@ def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope
         raise Rejected("out_of_scope", f"{actor} answers for {scope}, not for grid {inc.grid_id}")
     if inc.status not in ALLOWED[action]:
         raise Rejected("illegal_transition", f"cannot {action} an incident that is {inc.status}")
-    if action == "cancel" and not reason:
-        raise Rejected("reason_required", "cancelling (a false alarm) needs a reason")
+    if action in ("cancel", "merge") and not reason:
+        raise Rejected("reason_required", f"{action} needs a reason (a false alarm; the incident "
+                                          "this one duplicates)")
     if action == "verify" and inc.children:
         open_children = [c for c, st in inc.children.items() if st not in ENDED]
         if open_children:

@@ -132,3 +132,11 @@ def test_bad_policies_are_named(mutate, message):
     with pytest.raises(ConfigError) as err:
         policy_from_dict(raw, "policy.yaml")
     assert message in str(err.value)
+
+
+def test_merge_needs_a_reason_and_ends_the_incident():
+    inc, _ = opened()
+    with pytest.raises(Rejected):
+        apply_command(inc, "m1", "merge", "w1", PATH[-1], T0)
+    apply_command(inc, "m2", "merge", "w1", PATH[-1], T0 + MIN, reason="same as inc-0")
+    assert inc.status == "merged" and next_due(inc) == 0
