@@ -13,11 +13,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.functional_validators import BeforeValidator
 
-from pipeline.errors import ConfigError
+from pipeline.yaml_config import load_model, model_from_dict
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "default_detectors.yaml"
 LEVELS = ("blue", "yellow", "orange", "red")  # 注意 / 警示 / 警戒 / 警报
@@ -211,33 +210,11 @@ class DetectorConfig(_Frozen):
     reports: ReportsConfig
 
 
-def readable(exc: ValidationError, source: str) -> str:
-    """A pydantic error as lines a person can act on: one per problem, with its place."""
-    lines = [f"{source}: {exc.error_count()} problem(s)"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
-
-
 def load_config(path: str | Path | None = None) -> DetectorConfig:
     """Load and validate a detectors file (the packaged default when `path` is None)."""
-    p = Path(path) if path else DEFAULT_FILE
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such detectors file")
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})")
-    return config_from_dict(raw, str(p))
+    return load_model(DetectorConfig, Path(path) if path else DEFAULT_FILE, "detectors")
 
 
 def config_from_dict(raw: Any, source: str = "detectors config") -> DetectorConfig:
     """Validate an already-parsed mapping."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        return DetectorConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(readable(exc, source))
+    return model_from_dict(DetectorConfig, raw, source)

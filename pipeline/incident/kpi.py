@@ -3,7 +3,8 @@
 Each escalation record turns into counter deltas for every unit on the incident's path (grid,
 community, town, district...) and for ``kind:<kind>``; a KPI stage sums them per unit. From
 the sums: MTTA (mean time from dispatch to acknowledgement), MTTR (dispatch to resolution),
-mean time to arrive on site, breach rates (incidents not acknowledged in time / opened, not resolved in time / opened),
+mean time to arrive on site, breach rates (incidents not acknowledged in time / opened, not
+resolved in time / opened),
 closure rate 办结率 (verified and closed / opened minus cancelled or merged) and the open
 backlog (not yet closed, cancelled or merged).
 """

@@ -16,12 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.detect.config import readable
-from pipeline.errors import ConfigError
 from pipeline.incident.sla import UNITS
+from pipeline.yaml_config import load_model, model_from_dict
 
 LADDER = ("grid_worker", "grid_leader", "community", "town", "district", "city")
 #: position in a grid's path (codes from the top level down) that each level answers for,
@@ -133,23 +131,12 @@ DEFAULT_FILE = Path(__file__).resolve().parent / "default_policy.yaml"
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy file (the packaged default when None); ConfigError lists
     every problem by place."""
-    p = Path(path) if path else DEFAULT_FILE
-    try:
-        raw: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such policy file")
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})")
-    return policy_from_dict(raw, str(p))
+    return load_model(Policy, Path(path) if path else DEFAULT_FILE, "policy")
 
 
 def policy_from_dict(raw: Any, source: str = "policy") -> Policy:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(readable(exc, source))
+    """Validate an already-parsed policy mapping."""
+    return model_from_dict(Policy, raw, source)
 
 
 def responsible(path: tuple[str, ...], level: str) -> str:
