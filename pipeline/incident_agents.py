@@ -101,9 +101,9 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
 
     async def emit(changes: Changes) -> None:
         for ev in changes.escalations:
-            key, value = escalation_record(ev)
-            await t["escalations.v1"].send(key=key, value=value)
             inc = changes.incidents[ev.incident_id]
+            key, value = escalation_record(ev, inc)
+            await t["escalations.v1"].send(key=key, value=value)
             d = deltas(inc, ev)
             if d:
                 for unit in units(inc):

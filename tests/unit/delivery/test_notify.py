@@ -1,0 +1,39 @@
+"""Planning deliveries for escalations: who, which channels, deterministic ids."""
+
+from pipeline.delivery.notify import plan, render
+from pipeline.delivery.roster import roster_from_dict
+
+from .test_roster import GRID, PATH, ROSTER, TOWN
+
+ROSTER_P = {**ROSTER, "duties": [*ROSTER["duties"], {"unit": GRID, "role": "police_grid",
+                                                      "shifts": [{"who": "li"}]}]}
+
+
+def esc(transition="dispatched", level="grid_worker", to=(GRID, "police_grid"),
+        at="2026-09-30T02:00:00.000Z"):
+    return {"incident_id": f"{GRID}~inactivity:s1~1", "step": 2, "transition": transition,
+            "level": level, "to": list(to), "at": at, "kind": "inactivity", "severity": "high",
+            "grid_id": GRID, "path": list(PATH), "deadline": "2026-09-30T02:15:00.000Z"}
+
+
+def test_dispatch_reaches_the_level_and_the_parallel_responders():
+    deliveries, missing = plan(esc(), roster_from_dict(ROSTER_P))  # 10:00 Beijing, a working day
+    assert missing == []
+    assert [(d.person, d.channel, d.role) for d in deliveries] == [
+        ("wang", "webhook", "grid_worker"), ("chen", "email", "grid_worker"), ("li", "email", "police_grid")]
+    assert deliveries[0].notification_id == f"{GRID}~inactivity:s1~1:2:wang:webhook"
+
+
+def test_escalation_to_a_level_with_nobody_is_reported_and_other_transitions_send_nothing():
+    deliveries, missing = plan(esc("escalated", "district", to=(PATH[0],)), roster_from_dict(ROSTER))
+    assert deliveries == [] and missing == ["district"]
+    assert plan(esc("acknowledge"), roster_from_dict(ROSTER)) == ([], [])
+    deliveries, _ = plan(esc("escalated", "town", to=(TOWN,)), roster_from_dict(ROSTER))
+    assert [(d.person, d.lang) for d in deliveries] == [("town", "en")]
+
+
+def test_messages_in_both_languages():
+    subject, text = render(esc(), "zh")
+    assert "独居老人无活动" in subject and "请于 2026-09-30T02:15:00.000Z 前确认" in text
+    subject, text = render(esc(), "en")
+    assert "inactivity" in subject and "Please acknowledge by" in text
