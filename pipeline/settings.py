@@ -63,6 +63,17 @@ class Settings:
     detectors_file: str | None = None  # None: the packaged default_detectors.yaml
     policy_file: str | None = None  # None: the packaged default_policy.yaml
     clock: str = "live"  # "live": the leader writes ticks; "off": ticks come from the log (replay, tests)
+    roster_file: str | None = None
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # current first
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "gridwatch@localhost"
+    notify_attempts: int = 4  # per channel, the first included
+    notify_backoff_s: float = 0.5  # first retry delay; doubles, with jitter
+    notify_timeout_s: float = 5.0
     snap_m: float = 0.0
     max_message_bytes: int = 65536
     max_future_s: int = 300
@@ -104,6 +115,19 @@ class Settings:
             detectors_file=env.get("GRIDWATCH_DETECTORS") or None,
             policy_file=env.get("GRIDWATCH_POLICY") or None,
             clock=_choice(env, "GRIDWATCH_CLOCK", cls.clock, ("live", "off")),
+            roster_file=env.get("GRIDWATCH_ROSTER") or None,
+            webhook_secrets=tuple(x for x in (env.get("GRIDWATCH_WEBHOOK_SECRETS") or "").split(",") if x),
+            smtp_host=env.get("GRIDWATCH_SMTP_HOST") or None,
+            smtp_port=_number(env, "GRIDWATCH_SMTP_PORT", cls.smtp_port, 1, 65535),
+            smtp_starttls=_bool(env, "GRIDWATCH_SMTP_STARTTLS", cls.smtp_starttls),
+            smtp_user=env.get("GRIDWATCH_SMTP_USER") or None,
+            smtp_password=env.get("GRIDWATCH_SMTP_PASSWORD") or None,
+            smtp_from=env.get("GRIDWATCH_SMTP_FROM") or cls.smtp_from,
+            notify_attempts=_number(env, "GRIDWATCH_NOTIFY_ATTEMPTS", cls.notify_attempts, 1, 20),
+            notify_backoff_s=_number(env, "GRIDWATCH_NOTIFY_BACKOFF_S", cls.notify_backoff_s,
+                                     0.01, 600, float),
+            notify_timeout_s=_number(env, "GRIDWATCH_NOTIFY_TIMEOUT_S", cls.notify_timeout_s,
+                                     0.1, 120, float),
             snap_m=_number(env, "GRIDWATCH_SNAP_M", cls.snap_m, 0, 100_000, float),
             max_message_bytes=_number(env, "GRIDWATCH_MAX_MESSAGE_BYTES", cls.max_message_bytes,
                                    256, 16 * 1024 * 1024),

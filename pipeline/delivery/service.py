@@ -1,0 +1,244 @@
+"""The notifier (`gridwatch notifier`): escalations.v1 -> webhooks and e-mail, with receipts.
+
+Its own service with its own consumer group (``<app_id>-notifier``), so delivery, which waits
+on other people's servers, never slows the pipeline. For each escalation record it plans the
+deliveries (`pipeline.delivery.notify.plan`), sends them concurrently and records every attempt
+on ``notifications.v1`` (delivered, retrying, failed, no_one_on_duty); then it commits.
+
+- Webhook: JSON POST with ``X-Gridwatch-Signature`` (see `pipeline.delivery.signing`) and
+  ``Idempotency-Key: <notification id>``; a timeout, retries with exponential backoff and full
+  jitter, and a circuit breaker per endpoint (open for 30 s after 5 failures in a row).
+- E-mail over SMTP (optional STARTTLS and login), ``Message-ID`` a digest of the notification
+  id, which also travels in ``X-Gridwatch-Notification``.
+- A delivery that finally fails goes to the next level (the role above, at the parent unit),
+  recorded as a fallback; nobody anywhere is recorded as ``no_one_on_duty``.
+- Exactly once in effect: at start the notifier reads ``notifications.v1`` and never resends a
+  notification id already delivered; a crash between sending and recording can repeat a send,
+  which the receiver recognises by its ``Idempotency-Key`` (and e-mail by its Message-ID).
+Attempt times are wall-clock: delivery happens in the real world, not in event time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import smtplib
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+import aiohttp
+import orjson
+
+from pipeline.delivery.notify import Delivery, plan, render
+from pipeline.delivery.roster import Roster, on_duty
+from pipeline.delivery.signing import HEADER, sign
+from pipeline.envelope import iso_ms, make_event
+from pipeline.incident.policy import LADDER, responsible
+from pipeline.logs import get_logger
+from pipeline.settings import Settings, aiokafka_config
+
+
+@dataclass
+class Breaker:
+    """Per-endpoint circuit breaker."""
+
+    failures: int = 0
+    open_until: float = 0.0
+    threshold: int = 5
+    cool_s: float = 30.0
+
+    def allow(self, now: float) -> bool:
+        return now >= self.open_until
+
+    def record(self, ok: bool, now: float) -> None:
+        if ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.open_until, self.failures = now + self.cool_s, 0
+
+
+class DeliveryError(Exception):
+    """A send failed; `retriable` says whether trying again can help."""
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class Notifier:
+    def __init__(self, settings: Settings, roster: Roster) -> None:
+        self.s = settings
+        self.roster = roster
+        self.done: set[str] = set()
+        self.breakers: dict[str, Breaker] = {}
+        self.log = get_logger(component="notifier")
+        self.producer: Any = None
+        self.http: aiohttp.ClientSession | None = None
+
+    async def _record(self, esc: dict, d: Delivery | None, outcome: str, attempt: int,
+                      error: str | None = None, role: str | None = None) -> None:
+        nid = d.notification_id if d else f"{esc['incident_id']}:{esc['step']}:{role}:none"
+        data = {"notification_id": nid, "incident_id": esc["incident_id"], "step": esc["step"],
+                "channel": d.channel if d else "none", "recipient": d.person if d else "",
+                "role": d.role if d else role, "unit": d.unit if d else esc["to"][0],
+                "outcome": outcome, "attempt": attempt, "error": error,
+                "at": iso_ms(int(time.time() * 1000))}
+        env = make_event("gridwatch.notification.v1", f"{nid}#{attempt}:{outcome}", data["at"], data,
+                         subject=esc["incident_id"], source="gridwatch/notifier")
+        await self.producer.send_and_wait(self.s.topic("notifications.v1"), orjson.dumps(env),
+                                          key=nid.encode())
+        if outcome == "delivered":
+            self.done.add(nid)
+
+    async def _webhook(self, d: Delivery, esc: dict) -> None:
+        breaker = self.breakers.setdefault(d.address, Breaker())
+        now = time.monotonic()
+        if not breaker.allow(now):
+            raise DeliveryError("circuit open for this endpoint")
+        subject, text = render(esc, d.lang)
+        body = orjson.dumps({"notification_id": d.notification_id, "subject": subject, "text": text,
+                             "role": d.role, "unit": d.unit, "escalation": esc})
+        headers = {"Content-Type": "application/json", "Idempotency-Key": d.notification_id}
+        if self.s.webhook_secrets:
+            headers[HEADER] = sign(list(self.s.webhook_secrets), int(time.time()), body)
+        assert self.http is not None
+        try:
+            async with self.http.post(d.address, data=body, headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=self.s.notify_timeout_s)) as r:
+                if r.status >= 300:
+                    breaker.record(False, time.monotonic())
+                    raise DeliveryError(f"HTTP {r.status}", retriable=r.status >= 500 or r.status == 429)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            breaker.record(False, time.monotonic())
+            raise DeliveryError(f"{type(exc).__name__}: {exc}")
+        breaker.record(True, time.monotonic())
+
+    def _email_sync(self, d: Delivery, esc: dict) -> None:
+        if not self.s.smtp_host:
+            raise DeliveryError("no SMTP server configured (GRIDWATCH_SMTP_HOST)", retriable=False)
+        subject, text = render(esc, d.lang)
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, self.s.smtp_from, d.address
+        # a Message-ID must be a dot-atom: a digest of the notification id, which also travels
+        # in its own header (mail systems drop repeated Message-IDs)
+        msg["Message-ID"] = f"<{hashlib.sha1(d.notification_id.encode()).hexdigest()}@gridwatch>"
+        msg["X-Gridwatch-Notification"] = d.notification_id
+        msg.set_content(text)
+        try:
+            with smtplib.SMTP(self.s.smtp_host, self.s.smtp_port, timeout=self.s.notify_timeout_s) as smtp:
+                if self.s.smtp_starttls:
+                    smtp.starttls()
+                if self.s.smtp_user:
+                    smtp.login(self.s.smtp_user, self.s.smtp_password or "")
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, d: Delivery, esc: dict) -> None:
+        if d.channel == "webhook":
+            await self._webhook(d, esc)
+        else:
+            await asyncio.to_thread(self._email_sync, d, esc)
+
+    async def deliver(self, d: Delivery, esc: dict, fallback: bool = True) -> bool:
+        """Send with retries; on final failure, call the next level. True when delivered."""
+        if d.notification_id in self.done:
+            return True
+        error = ""
+        for attempt in range(1, self.s.notify_attempts + 1):
+            try:
+                await self._send(d, esc)
+                await self._record(esc, d, "delivered", attempt)
+                return True
+            except DeliveryError as exc:
+                error = str(exc)
+                last = attempt == self.s.notify_attempts or not exc.retriable
+                await self._record(esc, d, "failed" if last else "retrying", attempt, error)
+                if last:
+                    break
+                await asyncio.sleep(self.s.notify_backoff_s * 2 ** (attempt - 1) * random.random())
+        self.log.warning("delivery_failed", notification=d.notification_id, error=error)
+        if fallback:
+            await self._fall_back(d, esc)
+        return False
+
+    async def _fall_back(self, d: Delivery, esc: dict) -> None:
+        path = tuple(esc.get("path") or (d.unit,))
+        role = LADDER[LADDER.index(d.role) + 1] if d.role in LADDER[:-1] else d.role
+        unit = responsible(path, role) if role in LADDER else (path[path.index(d.unit) - 1]
+                                                               if d.unit in path[1:] else path[0])
+        duty = on_duty(self.roster, path, unit, role, int(time.time() * 1000))
+        if duty is None:
+            await self._record(esc, None, "no_one_on_duty", 0, f"fallback for {d.notification_id}", role)
+            return
+        for person_id in duty.people:
+            person = self.roster.people[person_id]
+            for channel, address in (("webhook", person.webhook), ("email", person.email)):
+                if address:
+                    nid = f"{d.notification_id}:fallback:{person_id}:{channel}"
+                    await self.deliver(Delivery(nid, person_id, channel, address, person.lang, role,
+                                                duty.unit, True), esc, fallback=False)
+
+    async def handle(self, esc: dict) -> None:
+        deliveries, missing = plan(esc, self.roster)
+        for role in missing:
+            await self._record(esc, None, "no_one_on_duty", 0, "nobody on duty, not even above", role)
+        await asyncio.gather(*(self.deliver(d, esc) for d in deliveries))
+
+    async def _load_done(self) -> None:
+        from pipeline.detect_agents import read_partition
+
+        cfg = aiokafka_config(self.s)
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        topic = self.s.topic("notifications.v1")
+        probe = AIOKafkaConsumer(**cfg, group_id=None)
+        await probe.start()
+        try:
+            parts = sorted(probe.partitions_for_topic(topic) or ())
+            ends = await probe.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
+        finally:
+            await probe.stop()
+        for tp, end in ends.items():
+            async for value in read_partition(cfg, topic, tp.partition, end):
+                data = orjson.loads(value)["data"]
+                if data["outcome"] == "delivered":
+                    self.done.add(data["notification_id"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        cfg = aiokafka_config(self.s)
+        self.producer = AIOKafkaProducer(**cfg, acks="all", linger_ms=5)
+        await self.producer.start()
+        self.http = aiohttp.ClientSession()
+        consumer = AIOKafkaConsumer(self.s.topic("escalations.v1"), **cfg,
+                                    group_id=f"{self.s.app_id}-notifier", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                    **({"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+                                        "max_poll_interval_ms": 60000, "rebalance_timeout_ms": 6000}
+                                       if self.s.embedded else {}))
+        try:
+            await self._load_done()
+            self.log.info("notifier_ready", delivered_before=len(self.done))
+            await consumer.start()
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=100)
+                for tp, msgs in batch.items():
+                    for m in msgs:
+                        try:
+                            esc = orjson.loads(m.value)["data"]
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            self.log.warning("bad_escalation", offset=m.offset)
+                        else:
+                            await self.handle(esc)
+                        await consumer.commit({tp: m.offset + 1})  # each escalation once handled
+        finally:
+            await consumer.stop()
+            await self.http.close()
+            await self.producer.stop()
