@@ -64,6 +64,7 @@ class Settings:
     policy_file: str | None = None  # None: the packaged default_policy.yaml
     clock: str = "live"  # "live": the leader writes ticks; "off": ticks come from the log (replay, tests)
     roster_file: str | None = None
+    public_url: str | None = None  # where people reach the HTTP API (links in messages)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # current first
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -116,6 +117,7 @@ class Settings:
             policy_file=env.get("GRIDWATCH_POLICY") or None,
             clock=_choice(env, "GRIDWATCH_CLOCK", cls.clock, ("live", "off")),
             roster_file=env.get("GRIDWATCH_ROSTER") or None,
+            public_url=env.get("GRIDWATCH_PUBLIC_URL") or None,
             webhook_secrets=tuple(x for x in (env.get("GRIDWATCH_WEBHOOK_SECRETS") or "").split(",") if x),
             smtp_host=env.get("GRIDWATCH_SMTP_HOST") or None,
             smtp_port=_number(env, "GRIDWATCH_SMTP_PORT", cls.smtp_port, 1, 65535),

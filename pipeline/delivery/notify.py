@@ -31,6 +31,7 @@ class Delivery:
     role: str
     unit: str  # where the duty was found
     fell_back: bool
+    fmt: str = "json"  # webhook body: json or cap
 
 
 def render(esc: dict, lang: str) -> tuple[str, str]:
@@ -73,5 +74,22 @@ def plan(esc: dict, roster: Roster) -> tuple[list[Delivery], list[str]]:
                 if address:
                     nid = f"{esc['incident_id']}:{esc['step']}:{person_id}:{channel}"
                     out.append(Delivery(nid, person_id, channel, address, person.lang, role,
-                                        duty.unit, duty.fell_back))
+                                        duty.unit, duty.fell_back, person.webhook_format))
     return out, missing
+
+
+def links(esc: dict, public_url: str | None) -> dict:
+    """Acknowledge/resolve/view links for a message (when the HTTP API's address is known)."""
+    if not public_url:
+        return {}
+    base = f"{public_url.rstrip('/')}/incidents/{esc['incident_id']}"
+    return {"view": base, "acknowledge": f"{base}/acknowledge", "resolve": f"{base}/resolve"}
+
+
+def incident_from_escalation(esc: dict) -> dict:
+    """The incident fields CAP needs, from an escalation body (the notifier has no state)."""
+    state = "dispatched" if esc["transition"] in CALLS else "acknowledged"
+    return {"incident_id": esc["incident_id"], "kind": esc.get("kind", "incident"),
+            "severity": esc.get("severity", "medium"), "grid_id": esc.get("grid_id", esc["to"][0]),
+            "path": esc.get("path") or [esc["to"][0]], "state": state, "level": esc["level"],
+            "opened_at": esc["at"]}

@@ -37,6 +37,7 @@ class Person(_Frozen):
     webhook: str | None = Field(None, pattern=r"^https?://", max_length=2048)
     email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     lang: str = Field("zh", pattern="^(zh|en)$")
+    webhook_format: str = Field("json", pattern="^(json|cap)$")  # cap: OASIS CAP 1.2 XML body
 
     @model_validator(mode="after")
     def _reachable(self) -> Person:

@@ -32,7 +32,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from pipeline.delivery.notify import Delivery, plan, render
+from pipeline.delivery.cap import incident_to_cap
+from pipeline.delivery.notify import Delivery, incident_from_escalation, links, plan, render
 from pipeline.delivery.roster import Roster, on_duty
 from pipeline.delivery.signing import HEADER, sign
 from pipeline.envelope import iso_ms, make_event
@@ -101,9 +102,16 @@ class Notifier:
         if not breaker.allow(now):
             raise DeliveryError("circuit open for this endpoint")
         subject, text = render(esc, d.lang)
-        body = orjson.dumps({"notification_id": d.notification_id, "subject": subject, "text": text,
-                             "role": d.role, "unit": d.unit, "escalation": esc})
-        headers = {"Content-Type": "application/json", "Idempotency-Key": d.notification_id}
+        if d.fmt == "cap":
+            area = " / ".join(esc.get("path") or [d.unit])
+            body = incident_to_cap(incident_from_escalation(esc), area)
+            content_type = "application/cap+xml"
+        else:
+            body = orjson.dumps({"notification_id": d.notification_id, "subject": subject,
+                                 "text": text, "role": d.role, "unit": d.unit,
+                                 "links": links(esc, self.s.public_url), "escalation": esc})
+            content_type = "application/json"
+        headers = {"Content-Type": content_type, "Idempotency-Key": d.notification_id}
         if self.s.webhook_secrets:
             headers[HEADER] = sign(list(self.s.webhook_secrets), int(time.time()), body)
         assert self.http is not None
@@ -128,7 +136,8 @@ class Notifier:
         # in its own header (mail systems drop repeated Message-IDs)
         msg["Message-ID"] = f"<{hashlib.sha1(d.notification_id.encode()).hexdigest()}@gridwatch>"
         msg["X-Gridwatch-Notification"] = d.notification_id
-        msg.set_content(text)
+        urls = links(esc, self.s.public_url)
+        msg.set_content(text + "".join(f"\n{k}: {v}" for k, v in urls.items()))
         try:
             with smtplib.SMTP(self.s.smtp_host, self.s.smtp_port, timeout=self.s.notify_timeout_s) as smtp:
                 if self.s.smtp_starttls:
@@ -182,7 +191,8 @@ class Notifier:
                 if address:
                     nid = f"{d.notification_id}:fallback:{person_id}:{channel}"
                     await self.deliver(Delivery(nid, person_id, channel, address, person.lang, role,
-                                                duty.unit, True), esc, fallback=False)
+                                                duty.unit, True, person.webhook_format), esc,
+                                       fallback=False)
 
     async def handle(self, esc: dict) -> None:
         deliveries, missing = plan(esc, self.roster)

@@ -21,6 +21,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from kafka import KafkaConsumer, KafkaProducer
 
+from pipeline.delivery.cap import validate_cap
 from pipeline.delivery.signing import HEADER, verify
 from pipeline.envelope import make_event
 from pipeline.settings import Settings
@@ -51,7 +52,8 @@ class Receiver(BaseHTTPRequestHandler):
                 status = 503
             Receiver.calls.append({"path": self.path, "status": status, "signed": signed,
                                    "key": self.headers.get("Idempotency-Key"),
-                                   "body": orjson.loads(body)})
+                                   "type": self.headers.get("Content-Type"), "raw": body,
+                                   "body": orjson.loads(body) if body.startswith(b"{") else None})
         if self.path == "/slow":
             time.sleep(0.15)
         self.send_response(status)
@@ -100,12 +102,14 @@ def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str) -> subproc
                          "flaky": {"name": "F", "webhook": f"{base}/flaky"},
                          "down": {"name": "D", "webhook": f"{base}/down"},
                          "comm": {"name": "社区", "webhook": f"{base}/ok", "lang": "en"},
-                         "slow": {"name": "S", "webhook": f"{base}/slow"}},
+                         "slow": {"name": "S", "webhook": f"{base}/slow"},
+                         "alarm": {"name": "预警平台", "webhook": f"{base}/ok", "webhook_format": "cap"}},
               "duties": [{"unit": "g1", "role": "grid_worker", "shifts": [{"who": "wang"}]},
                          {"unit": "g1", "role": "grid_leader", "shifts": [{"who": "down"}]},
                          {"unit": "M", "role": "community", "shifts": [{"who": "comm"}]},
                          {"unit": "T", "role": "town", "shifts": [{"who": "flaky"}]},
-                         {"unit": "T", "role": "district", "shifts": [{"who": "slow"}]}]}
+                         {"unit": "T", "role": "district", "shifts": [{"who": "slow"}]},
+                         {"unit": "C", "role": "city", "shifts": [{"who": "alarm"}]}]}
     path = tmp_path / "roster.yaml"
     path.write_text(yaml.safe_dump(roster, allow_unicode=True))
     env = dict(os.environ, GRIDWATCH_BROKER=s.broker, GRIDWATCH_TOPIC_PREFIX=s.topic_prefix,
@@ -169,6 +173,11 @@ def test_signed_webhook_email_retries_fallback_and_restart(broker, tmp_path, ser
         assert mail["X-Gridwatch-Notification"] == nid
         assert mail["Message-ID"] == f"<{hashlib.sha1(nid.encode()).hexdigest()}@gridwatch>"
         assert "独居老人无活动" in mail["Subject"] and "请于" in mail.get_content()
+        # a public-warning platform takes CAP 1.2, signed like any webhook
+        send(escalation(4, "unanswered_at_top", "city", "C"))
+        wait_for(lambda: any(c["type"] == "application/cap+xml" for c in Receiver.calls), "CAP")
+        (cap_call,) = [c for c in Receiver.calls if c["type"] == "application/cap+xml"]
+        assert cap_call["signed"] and validate_cap(cap_call["raw"]) == []
         # 2. a receiver failing three times then accepting: exactly one accepted delivery
         send(escalation(5, "escalated", "town", "T"))
         wait_for(lambda: any(c["path"] == "/flaky" and c["status"] == 200 for c in Receiver.calls), "flaky")

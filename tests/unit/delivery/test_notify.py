@@ -37,3 +37,26 @@ def test_messages_in_both_languages():
     assert "独居老人无活动" in subject and "请于 2026-09-30T02:15:00.000Z 前确认" in text
     subject, text = render(esc(), "en")
     assert "inactivity" in subject and "Please acknowledge by" in text
+
+
+def test_links_and_cap_from_an_escalation():
+    from pipeline.delivery.cap import incident_to_cap, validate_cap
+    from pipeline.delivery.notify import incident_from_escalation, links
+
+    assert links(esc(), None) == {}
+    urls = links(esc(), "https://gw.example/")
+    assert urls["acknowledge"] == f"https://gw.example/incidents/{GRID}~inactivity:s1~1/acknowledge"
+    assert validate_cap(incident_to_cap(incident_from_escalation(esc()), "某网格")) == []
+
+
+def test_circuit_breaker_opens_after_five_failures_and_cools_down():
+    from pipeline.delivery.service import Breaker
+
+    b = Breaker()
+    for _ in range(4):
+        b.record(False, 100.0)
+    assert b.allow(100.0)
+    b.record(False, 100.0)
+    assert not b.allow(100.0) and not b.allow(129.9) and b.allow(130.0)
+    b.record(True, 131.0)
+    assert b.failures == 0
