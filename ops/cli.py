@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ops.cmd_bench import bench
-from ops.cmd_delivery import cap, notifier
+from ops.cmd_delivery import cap, notifier, roster
 from ops.cmd_detect import detectors, policy, subjects
 from ops.cmd_grids import grids
 from ops.cmd_runtime import broker, demo, devices, topics, worker
@@ -17,7 +17,7 @@ def main() -> None:
     """gridwatch: event-driven early warning for grid governance (网格化治理)."""
 
 
-for _cmd in (grids, broker, worker, topics, devices, subjects, detectors, policy, notifier, cap,
+for _cmd in (grids, broker, worker, topics, devices, subjects, detectors, policy, roster, notifier, cap,
              demo, bench):
     main.add_command(_cmd)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 import orjson
@@ -24,14 +25,11 @@ def notifier(broker: str | None, topic_prefix: str | None, roster_file: str | No
 
     from pipeline.delivery.roster import load_roster
     from pipeline.delivery.service import Notifier
-    from pipeline.errors import ConfigError
     from pipeline.logs import configure
 
     s = settings_from(broker=broker, topic_prefix=topic_prefix, roster_file=roster_file)
     configure(s.log_level)
-    if not s.roster_file:
-        raise ConfigError("GRIDWATCH_ROSTER is not set: the notifier needs a roster file")
-    roster = load_roster(s.roster_file)
+    roster = load_roster(s.roster_file) if s.roster_file else None  # else from rosters.v1
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -83,3 +81,43 @@ def cap(incident_id: str, broker: str | None, topic_prefix: str | None, atlas: s
     if problems:
         raise ConfigError("CAP output does not validate: " + "; ".join(problems[:5]))
     sys.stdout.write(xml.decode("utf-8") + "\n")
+
+
+@click.group()
+def roster() -> None:
+    """Duty rosters (值班表): check a file, publish it to rosters.v1."""
+
+
+@roster.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+@readable_errors
+def roster_check(path: str) -> None:
+    """Validate a roster file; exit 1 listing every problem."""
+    from pipeline.delivery.roster import load_roster
+
+    r = load_roster(path)
+    click.echo(f"{path}: ok ({len(r.people)} people, {len(r.duties)} duties)")
+
+
+@roster.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+@broker_opt
+@prefix_opt
+@readable_errors
+def roster_load(path: str, broker: str | None, topic_prefix: str | None) -> None:
+    """Validate a roster file and publish it to rosters.v1 (the notifier switches to it)."""
+    from kafka import KafkaProducer
+
+    from pipeline.delivery.roster import load_roster
+    from pipeline.envelope import iso_ms, make_event
+
+    r = load_roster(path)
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    env = make_event("gridwatch.roster.v1", f"roster:{r.name}", iso_ms(int(time.time() * 1000)),
+                     r.model_dump(by_alias=True),
+                     subject=r.name, source="gridwatch/rosters")
+    producer = KafkaProducer(max_request_size=16 << 20, **s.kafka_python_config())
+    producer.send(s.topic("rosters.v1"), key=r.name.encode(), value=orjson.dumps(env))
+    producer.flush()
+    producer.close()
+    click.echo(f"published roster {r.name!r} ({len(r.people)} people) to {s.topic('rosters.v1')}")

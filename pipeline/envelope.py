@@ -25,7 +25,8 @@ MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 #: event type expected on each input topic (short name)
 INPUT_TYPES = {"reports.v1": "gridwatch.report.v1", "pings.v1": "gridwatch.ping.v1",
-               "devices.v1": "gridwatch.device.v1", "subjects.v1": "gridwatch.subject.v1"}
+               "devices.v1": "gridwatch.device.v1", "subjects.v1": "gridwatch.subject.v1",
+               "rosters.v1": "gridwatch.roster.v1"}
 
 
 @cache

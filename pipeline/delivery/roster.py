@@ -106,6 +106,7 @@ class Duty(_Frozen):
 
 class Roster(_Frozen):
     version: int = Field(1, ge=1, le=1)
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # its key on rosters.v1
     people: dict[str, Person]
     duties: tuple[Duty, ...] = ()
 

@@ -71,15 +71,42 @@ class DeliveryError(Exception):
         self.retriable = retriable
 
 
+ROSTER_MAX_BYTES = 16 << 20
+
+
 class Notifier:
-    def __init__(self, settings: Settings, roster: Roster) -> None:
+    def __init__(self, settings: Settings, roster: Roster | None) -> None:
         self.s = settings
-        self.roster = roster
+        self.file_roster = roster
+        self.rosters: dict[str, Roster] = {}  # from rosters.v1: the newest valid "default" wins
         self.done: set[str] = set()
         self.breakers: dict[str, Breaker] = {}
         self.log = get_logger(component="notifier")
         self.producer: Any = None
         self.http: aiohttp.ClientSession | None = None
+
+    @property
+    def roster(self) -> Roster:
+        found = self.rosters.get("default") or self.file_roster
+        if found is None:
+            raise DeliveryError("no roster: set GRIDWATCH_ROSTER or publish one to rosters.v1",
+                                retriable=False)
+        return found
+
+    def _roster_follower(self) -> Any:
+        from pipeline.delivery.roster import roster_from_dict
+        from pipeline.devices import RegistryFollower
+        from pipeline.errors import ConfigError
+
+        def parse(data: dict) -> Roster | None:
+            try:
+                return roster_from_dict(data, "rosters.v1")
+            except ConfigError as exc:  # keep the roster in force; say why the new one is refused
+                self.log.error("roster_refused", problems=str(exc)[:2000])
+                return self.rosters.get("default")
+
+        return RegistryFollower(self.s.topic("rosters.v1"), aiokafka_config(self.s), self.rosters,
+                                ROSTER_MAX_BYTES, short="rosters.v1", key_field="name", transform=parse)
 
     async def _record(self, esc: dict, d: Delivery | None, outcome: str, attempt: int,
                       error: str | None = None, role: str | None = None) -> None:
@@ -195,7 +222,12 @@ class Notifier:
                                        fallback=False)
 
     async def handle(self, esc: dict) -> None:
-        deliveries, missing = plan(esc, self.roster)
+        try:
+            roster = self.roster
+        except DeliveryError as exc:
+            await self._record(esc, None, "no_one_on_duty", 0, str(exc), esc["level"])
+            return
+        deliveries, missing = plan(esc, roster)
         for role in missing:
             await self._record(esc, None, "no_one_on_duty", 0, "nobody on duty, not even above", role)
         await asyncio.gather(*(self.deliver(d, esc) for d in deliveries))
@@ -233,9 +265,13 @@ class Notifier:
                                     **({"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
                                         "max_poll_interval_ms": 60000, "rebalance_timeout_ms": 6000}
                                        if self.s.embedded else {}))
+        follower = self._roster_follower()
+        follow = asyncio.create_task(follower.run())
         try:
+            await asyncio.wait_for(follower.ready.wait(), 60)
             await self._load_done()
-            self.log.info("notifier_ready", delivered_before=len(self.done))
+            self.log.info("notifier_ready", delivered_before=len(self.done),
+                          roster="topic" if self.rosters else "file")
             await consumer.start()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=100)
@@ -249,6 +285,7 @@ class Notifier:
                             await self.handle(esc)
                         await consumer.commit({tp: m.offset + 1})  # each escalation once handled
         finally:
+            follow.cancel()
             await consumer.stop()
             await self.http.close()
             await self.producer.stop()

@@ -97,7 +97,8 @@ def escalation(step: int, transition: str, level: str, unit: str, incident: str 
     return orjson.dumps(make_event("gridwatch.escalation.v1", f"{incident}:{step}", data["at"], data))
 
 
-def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str) -> subprocess.Popen:
+def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str,
+                   roster_file: bool = True) -> subprocess.Popen:
     roster = {"people": {"wang": {"name": "王", "webhook": f"{base}/ok", "email": "wang@example.cn"},
                          "flaky": {"name": "F", "webhook": f"{base}/flaky"},
                          "down": {"name": "D", "webhook": f"{base}/down"},
@@ -117,6 +118,8 @@ def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str) -> subproc
                GRIDWATCH_SMTP_HOST="127.0.0.1", GRIDWATCH_SMTP_PORT=str(smtp.port),
                GRIDWATCH_NOTIFY_BACKOFF_S="0.05", GRIDWATCH_NOTIFY_ATTEMPTS="4",
                GRIDWATCH_APP_ID=s.app_id)
+    if not roster_file:
+        del env["GRIDWATCH_ROSTER"]
     log = open(tmp_path / f"{name}.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "ops.cli", "notifier"], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -206,3 +209,32 @@ def test_signed_webhook_email_retries_fallback_and_restart(broker, tmp_path, ser
     assert [o for o in outcomes if o[0] == "flaky"] == [("flaky", "webhook", "retrying")] * 3 + [
         ("flaky", "webhook", "delivered")]
     assert [o[2] for o in outcomes if o[0] == "down"] == ["retrying"] * 3 + ["failed"]
+
+
+def test_roster_published_to_the_topic_is_used_and_a_bad_file_is_refused(broker, tmp_path, servers):
+    base, smtp, _ = servers
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"dlr{os.getpid()}.",
+                          embedded=True, app_id=f"dlr{os.getpid()}")
+    create(s)
+    good = tmp_path / "duty.yaml"
+    good.write_text(yaml.safe_dump({"name": "default", "people": {
+        "night": {"name": "夜班", "webhook": f"{base}/ok"}},
+        "duties": [{"unit": "g1", "role": "grid_worker", "shifts": [{"who": "night"}]}]},
+        allow_unicode=True))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: default\npeople: {x: {name: x}}\n")  # nobody reachable
+    env = dict(os.environ, GRIDWATCH_BROKER=s.broker, GRIDWATCH_TOPIC_PREFIX=s.topic_prefix)
+    run = [sys.executable, "-m", "ops.cli", "roster", "load"]
+    assert subprocess.run([*run, str(good)], env=env, cwd=REPO, capture_output=True).returncode == 0
+    res = subprocess.run([*run, str(bad)], env=env, cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 1 and "at least one channel" in res.stdout + res.stderr
+    proc = start_notifier(s, tmp_path, base, smtp, "nr", roster_file=False)
+    prod = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    try:
+        prod.send(s.topic("escalations.v1"), key=b"k", value=escalation(2, "dispatched", "grid_worker", "g1"))
+        prod.flush()
+        wait_for(lambda: any((c["key"] or "").endswith(":night:webhook") for c in Receiver.calls),
+                 "a delivery to the person on the published roster")
+    finally:
+        prod.close()
+        stop(proc)
