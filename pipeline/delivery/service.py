@@ -114,7 +114,8 @@ class Notifier:
         data = {"notification_id": nid, "incident_id": esc["incident_id"], "step": esc["step"],
                 "channel": d.channel if d else "none", "recipient": d.person if d else "",
                 "role": d.role if d else role, "unit": d.unit if d else esc["to"][0],
-                "outcome": outcome, "attempt": attempt, "error": error,
+                "fallback": bool(d and d.fell_back), "outcome": outcome, "attempt": attempt,
+                "error": error,
                 "at": iso_ms(int(time.time() * 1000))}
         env = make_event("gridwatch.notification.v1", f"{nid}#{attempt}:{outcome}", data["at"], data,
                          subject=esc["incident_id"], source="gridwatch/notifier")
