@@ -45,3 +45,16 @@ def parse_range(value: str, name: str) -> tuple[int, int]:
         raise click.BadParameter(f"{value!r}: need low-high with 1 <= low <= high",
                                  param_hint=name)
     return parts[0], parts[1]
+
+
+def parse_time_option(value: str | None, name: str) -> int | None:
+    """An ISO 8601 option (with offset) -> epoch ms, or ConfigError naming the option."""
+    if value is None:
+        return None
+    from pipeline.envelope import parse_time
+    from pipeline.errors import ConfigError, Rejected
+
+    try:
+        return int(parse_time(value, name).timestamp() * 1000)
+    except Rejected as exc:
+        raise ConfigError(exc.reason)

@@ -29,7 +29,7 @@ from pipeline.batch_ingest import BatchIngest
 from pipeline.detect.host import DetectorHost
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
-from pipeline.ingest import IngestCore, RawRecord
+from pipeline.ingest import IngestCore, RawRecord, redrive_count
 from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings, aiokafka_config
 from pipeline.sink import BatchSink
@@ -134,7 +134,8 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
             records = [RawRecord(short, e.message.partition, e.message.offset,
                                  int(e.message.timestamp * 1000) if e.message.timestamp else None,
-                                 e.message.key, e.message.value) for e in events]
+                                 e.message.key, e.message.value, redrive_count(e.message.headers))
+                       for e in events]
             outputs = core.process(records)
             if settings.batch_size == 1:  # the naive baseline: one awaited send per record
                 for o in outputs:

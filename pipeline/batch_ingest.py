@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
 from pipeline.devices import DeviceFollower
-from pipeline.ingest import IngestCore, RawRecord
+from pipeline.ingest import IngestCore, RawRecord, redrive_count
 from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings
 from pipeline.sink import BatchSink
@@ -73,7 +73,8 @@ class BatchIngest:
                 for tp, msgs in polled.items():
                     short = self.short[tp.topic]
                     records.extend(RawRecord(short, m.partition, m.offset, m.timestamp, m.key,
-                                             m.value) for m in msgs)
+                                             m.value, redrive_count(m.headers) if m.headers else 0)
+                                   for m in msgs)
                     offsets[tp] = msgs[-1].offset + 1
                 outputs = self.core.process(records)
                 await self.sink.send(outputs)  # acknowledged: these offsets may be committed

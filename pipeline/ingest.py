@@ -34,6 +34,24 @@ class RawRecord:
     timestamp_ms: int | None
     key: bytes | None
     value: bytes | None
+    redrive_count: int = 0  # from the ``gridwatch-redrive-count`` header of a redriven record
+
+
+REDRIVE_HEADER = "gridwatch-redrive-count"
+
+
+def redrive_count(headers: object) -> int:
+    """The redrive count a record's headers carry (0 for ordinary records)."""
+    if not headers:
+        return 0
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:  # type: ignore[union-attr]
+        if key == REDRIVE_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return 0
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +227,7 @@ class IngestCore:
     def _dlq(self, rec: RawRecord, code: str, reason: str, retriable: bool = False) -> Outgoing:
         self.stats.dlq += 1
         ev = dlq_event(self.settings.topic(rec.topic), rec.partition, rec.offset,
-                       rec.timestamp_ms, rec.key, rec.value, code, reason, retriable)
+                       rec.timestamp_ms, rec.key, rec.value, code, reason, retriable,
+                       rec.redrive_count)
         return Outgoing("dlq.v1", rec.topic.encode(), orjson.dumps(ev), rec.timestamp_ms,
                         (self.settings.topic(rec.topic), rec.partition, rec.offset, code, reason))

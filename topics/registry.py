@@ -91,6 +91,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("clock.v1", "partition", "clock.json",
               "Event-time ticks, one per partition (co-partitioned with located.v1), so "
               "deadlines fire when no events arrive."),
+    TopicSpec("dlq-redrives.v1", "DLQ record id", "dlq_redrive.json",
+              "Which DLQ records were redriven, when and where to (so none is redriven twice). "
+              "Compacted.", compacted=True),
     TopicSpec("dlq.v1", "source topic", "dlq.json",
               "Every rejected input with original bytes, source position, code and reason.",
               retention_ms=30 * DAY_MS),

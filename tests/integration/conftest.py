@@ -101,6 +101,19 @@ class Pipeline:
         assert len(got) >= n, f"only {len(got)} of {n} records on {short} after {timeout_s}s"
         return got
 
+    def collect_upto(self, short: str, n: int, timeout_s: float) -> list:
+        """Up to `n` records from the start of a topic within the timeout (no failure)."""
+        c = KafkaConsumer(self.settings.topic(short), bootstrap_servers=self.settings.broker,
+                          auto_offset_reset="earliest", consumer_timeout_ms=300)
+        got: list = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(got) < n and time.monotonic() < deadline:
+                got.extend(c)
+        finally:
+            c.close()
+        return got
+
     @staticmethod
     def values(msgs: list) -> list[dict]:
         return [orjson.loads(m.value) for m in msgs]

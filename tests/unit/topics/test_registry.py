@@ -21,7 +21,8 @@ def test_schema_compiles_and_configs_are_consistent(spec):
 
 def test_registry_and_compacted_topics():
     compacted = {t.name for t in TOPICS if t.compacted}
-    assert compacted == {"devices.v1", "subjects.v1", "rosters.v1", "incidents.v1", "kpis.v1"}
+    assert compacted == {"devices.v1", "subjects.v1", "rosters.v1", "incidents.v1", "kpis.v1",
+                         "dlq-redrives.v1"}
     # ticks are co-partitioned with located events: each detector partition has its own clock
     assert next(t for t in TOPICS if t.name == "clock.v1").partition_count(12) == 12
     assert next(t for t in TOPICS if t.name == "located.v1").partition_count(12) == 12
