@@ -105,3 +105,51 @@ def dlq_redrive(broker: Opt, topic_prefix: Opt, code: Opt, since: Opt, until: Op
         emit_json(counts)
     else:
         click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@click.command("lag")
+@broker_opt
+@prefix_opt
+@click.option("--group", "groups", multiple=True, help="Consumer group (default: gridwatch's).")
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def lag_cmd(broker: Opt, topic_prefix: Opt, groups: tuple[str, ...], as_json: bool) -> None:
+    """Consumer lag per group, topic and partition (end offset - committed offset)."""
+    from ops.lag import lag, totals
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    rows = lag(s, list(groups) or None)
+    if as_json:
+        emit_json({"partitions": rows, "totals": totals(rows)})
+        return
+    for r in rows:
+        click.echo(f"{r['group']:28} {r['topic']:22} p{r['partition']:<3} committed {r['committed']:>9} "
+                   f"end {r['end']:>9} lag {r['lag']:>7}")
+    for group, topics in totals(rows).items():
+        click.echo(f"{group}: " + ", ".join(f"{t} {v}" for t, v in topics.items()))
+
+
+@click.command("status")
+@broker_opt
+@prefix_opt
+@click.option("--max-lag", type=click.IntRange(0, 10**9), default=10_000, show_default=True,
+              help="Lag per group and topic above which the pipeline is not healthy.")
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def status_cmd(broker: Opt, topic_prefix: Opt, max_lag: int, as_json: bool) -> None:
+    """Is the pipeline healthy? Topics, consumer lag, DLQ records waiting. Exit 1 when not."""
+    import sys
+
+    from ops.lag import status
+
+    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    result = status(s, max_lag)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo("healthy" if result["healthy"] else "NOT healthy")
+        for p in result["problems"]:
+            click.echo(f"  - {p}")
+        click.echo(f"  DLQ records waiting: {result['dlq_waiting']}")
+    if not result["healthy"]:
+        sys.exit(1)

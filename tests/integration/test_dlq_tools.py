@@ -63,6 +63,14 @@ def test_list_show_and_redrive_after_a_fix(make_pipeline):
         assert [(r["code"], r["redrive_count"]) for r in waiting] == [("not_json", 1)]
         dry = cli("dlq", "redrive", "--dry-run", "--json")
         assert dry["redriven"] == 1 and dry["dry_run"]
+
+        # ops at a glance: the ingest group has caught up on its inputs; one record waits
+        lag = cli("lag", "--json")
+        ingest = lag["totals"]["gridwatch-ingest"]
+        assert set(ingest) >= {"pings.v1", "reports.v1"} and sum(ingest.values()) <= 1
+        status = CliRunner().invoke(main, ["status", "--json", *base])
+        report = orjson.loads(status.output)
+        assert (status.exit_code, report["healthy"], report["dlq_waiting"]) == (0, True, 1)
     finally:
         p.stop_worker(proc)
 

@@ -56,3 +56,8 @@ def test_policy_check(tmp_path):
     bad.write_text("default: {name: d, start: mayor, ack: {amount: 1}, resolve: {amount: 1}}\n")
     res = run("policy", "check", str(bad))
     assert res.exit_code == 1 and "unknown level 'mayor'" in res.output
+
+
+def test_status_on_an_unreachable_broker_is_a_readable_error():
+    res = run("status", "--broker", "127.0.0.1:1")
+    assert res.exit_code == 1 and "Traceback" not in res.output
