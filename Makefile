@@ -37,6 +37,7 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/gridwatch bench geo --json
 	$(BIN)/gridwatch bench pipeline --json
+	$(BIN)/gridwatch bench detectors --json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

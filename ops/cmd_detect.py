@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ops.cli_util import emit_json, readable_errors
-from ops.cmd_runtime import broker_opt, prefix_opt, publish_registry
+from ops.cmd_runtime import add_registry_load
 
 
 @click.group()
@@ -37,19 +37,7 @@ def subjects() -> None:
     """The subject registry (关爱对象, subjects.v1)."""
 
 
-@subjects.command("load")
-@click.argument("path", type=click.Path(dir_okay=False))
-@broker_opt
-@prefix_opt
-@click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
-              help="Envelope time for the registrations.")
-@readable_errors
-def subjects_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
-    """Validate a subjects file (JSON, JSON Lines, YAML) and publish it to subjects.v1."""
-    from pipeline.subjects import subject_envelope
-
-    publish_registry(path, "subjects.v1", "subject_id", "subject.json", "subject", subject_envelope,
-                     broker, topic_prefix, at)
+add_registry_load(subjects, "subject", "JSON, JSON Lines, YAML")
 
 
 @click.group()

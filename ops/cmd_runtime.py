@@ -132,19 +132,25 @@ def devices() -> None:
     """The device registry (devices.v1)."""
 
 
-@devices.command("load")
-@click.argument("path", type=click.Path(dir_okay=False))
-@broker_opt
-@prefix_opt
-@click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
-              help="Envelope time for the registrations.")
-@readable_errors
-def devices_load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
-    """Validate a devices file (JSON, JSON Lines, CSV) and publish it to devices.v1."""
-    from pipeline.devices import device_envelope
+def add_registry_load(group: click.Group, kind: str, formats: str) -> None:
+    """Add ``load PATH`` to a registry command group (devices, subjects)."""
 
-    publish_registry(path, "devices.v1", "device_id", "device.json", "device", device_envelope,
-                     broker, topic_prefix, at)
+    @group.command("load", help=f"Validate a {kind}s file ({formats}) and publish it to {kind}s.v1.")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    @broker_opt
+    @prefix_opt
+    @click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
+                  help="Envelope time for the registrations.")
+    @readable_errors
+    def load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
+        from pipeline.devices import registry_envelope
+
+        publish_registry(path, f"{kind}s.v1", f"{kind}_id", f"{kind}.json", kind,
+                         lambda row, t: registry_envelope(kind, row[f"{kind}_id"], row, t),
+                         broker, topic_prefix, at)
+
+
+add_registry_load(devices, "device", "JSON, JSON Lines, CSV")
 
 
 def publish_registry(path: str, short: str, key_field: str, schema: str, what: str,

@@ -62,11 +62,16 @@ def load_devices_file(path: str, schema: str = "device.json", what: str = "devic
     return rows
 
 
+def registry_envelope(kind: str, key: str, row: dict, time: str) -> dict:
+    """The envelope of one registry entry (``kind`` device or subject), id ``<kind>:<key>``."""
+    return {"specversion": "1.0", "id": f"{kind}:{key}", "source": f"gridwatch/{kind}s",
+            "type": f"gridwatch.{kind}.v1", "time": time, "datacontenttype": "application/json",
+            "subject": key, "data": row}
+
+
 def device_envelope(row: dict, time: str) -> dict:
     """The devices.v1 envelope for one registration."""
-    return {"specversion": "1.0", "id": f"device:{row['device_id']}", "source": "gridwatch/devices",
-            "type": "gridwatch.device.v1", "time": time, "datacontenttype": "application/json",
-            "subject": row["device_id"], "data": row}
+    return registry_envelope("device", row["device_id"], row, time)
 
 
 class RegistryFollower:

@@ -10,7 +10,7 @@ profile (the worker logs it once at start for the file).
 from __future__ import annotations
 
 from pipeline.detect.inactivity import Subject
-from pipeline.devices import load_devices_file
+from pipeline.devices import load_devices_file, registry_envelope
 
 
 def subject_from_data(data: dict) -> Subject:
@@ -28,6 +28,4 @@ def load_subjects_file(path: str) -> dict[str, Subject]:
 
 def subject_envelope(row: dict, time: str) -> dict:
     """The subjects.v1 envelope for one registration."""
-    return {"specversion": "1.0", "id": f"subject:{row['subject_id']}",
-            "source": "gridwatch/subjects", "type": "gridwatch.subject.v1", "time": time,
-            "datacontenttype": "application/json", "subject": row["subject_id"], "data": row}
+    return registry_envelope("subject", row["subject_id"], row, time)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from geo.layers import write_atlas
 from pipeline.broker import EmbeddedBroker
@@ -89,15 +89,7 @@ class Pipeline:
 
     def collect(self, short: str, n: int, timeout_s: float = 60.0) -> list:
         """At least `n` records from the start of a topic, or fail after the timeout."""
-        c = KafkaConsumer(self.settings.topic(short), bootstrap_servers=self.settings.broker,
-                          auto_offset_reset="earliest", consumer_timeout_ms=1000)
-        got: list = []
-        deadline = time.monotonic() + timeout_s
-        try:
-            while len(got) < n and time.monotonic() < deadline:
-                got.extend(c)
-        finally:
-            c.close()
+        got = self.collect_upto(short, n, timeout_s)
         assert len(got) >= n, f"only {len(got)} of {n} records on {short} after {timeout_s}s"
         return got
 
@@ -117,6 +109,25 @@ class Pipeline:
     @staticmethod
     def values(msgs: list) -> list[dict]:
         return [orjson.loads(m.value) for m in msgs]
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the consumer group has committed (summed over partitions)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group) or {}
+    finally:
+        admin.close()
+    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+
+
+def wait_committed(bootstrap: str, group: str, topic: str, n: int, what: str,
+                   timeout_s: float = 60) -> None:
+    """Wait until `group` has committed `n` records of `topic` (processed, outputs sent)."""
+    deadline = time.monotonic() + timeout_s
+    while committed(bootstrap, group, topic) < n:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from datetime import datetime
 import orjson
 import pytest
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaConsumer
 
 from pipeline.detect.config import DEFAULT_FILE
 from pipeline.detect_agents import tick_envelope
@@ -22,7 +22,7 @@ from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms, validator
 from pipeline.settings import Settings
 from pipeline.subjects import subject_envelope
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, wait_committed
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
@@ -68,11 +68,6 @@ def input_log() -> tuple[list, list]:
              for k, d in reports])
 
 
-def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
-    offsets = admin.list_group_offsets(group).get(group) or {}
-    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
-
-
 def run_once(broker, atlas_file, workdir, tag: str) -> list[tuple[bytes, bytes]]:
     prefix = f"itdet{tag}.{os.getpid()}."
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=prefix, embedded=True)
@@ -96,12 +91,8 @@ def run_once(broker, atlas_file, workdir, tag: str) -> list[tuple[bytes, bytes]]
         p.produce("reports.v1", reports)
         n = len(pings) + len(reports)
         p.collect("located.v1", n, timeout_s=90)
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        deadline = time.monotonic() + 60
-        while committed(admin, f"gw-{tag}-{os.getpid()}", s.topic("located.v1")) < n + 2:
-            assert time.monotonic() < deadline, "detectors did not consume the located events"
-            time.sleep(0.2)
-        admin.close()
+        wait_committed(broker.bootstrap, f"gw-{tag}-{os.getpid()}", s.topic("located.v1"), n + 2,
+                       "the detectors to consume the located events")
         flush = T0_MS + 2 * 24 * 60 * MIN  # two days later: every timer is due
         ticks = [(b"tick", orjson.dumps(tick_envelope(flush, part))) for part in range(s.partitions)]
         from kafka import KafkaProducer
@@ -191,12 +182,7 @@ def test_a_killed_worker_is_replaced_without_forgetting_a_silent_subject(broker,
         p.produce("pings.v1", [(b"door-s1", orjson.dumps(envelope("gridwatch.ping.v1", activity, "p1")),
                                 T0_MS)])
         p.collect("located.v1", 1)
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        deadline = time.monotonic() + 60
-        while committed(admin, group, s.topic("located.v1")) < 1:
-            assert time.monotonic() < deadline, "the first worker did not commit"
-            time.sleep(0.2)
-        admin.close()
+        wait_committed(broker.bootstrap, group, s.topic("located.v1"), 1, "the first worker's commit")
     finally:
         p.stop_worker(first, signal.SIGKILL)
     second = p.start_worker("second")
@@ -209,12 +195,8 @@ def test_a_killed_worker_is_replaced_without_forgetting_a_silent_subject(broker,
                       value=orjson.dumps(tick_envelope(flush, part)))
         prod.flush()
         prod.close()
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        deadline = time.monotonic() + 90
-        while committed(admin, group, s.topic("clock.v1")) < s.partitions:  # every tick handled
-            assert time.monotonic() < deadline, "the second worker did not take the ticks"
-            time.sleep(0.3)
-        admin.close()
+        wait_committed(broker.bootstrap, group, s.topic("clock.v1"), s.partitions,
+                       "the second worker to take every tick", 90)
         alerts = [orjson.loads(v)["data"] for _, v in settle(s)]
     finally:
         p.stop_worker(second)

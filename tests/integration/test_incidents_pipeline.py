@@ -9,15 +9,14 @@ import time
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.detect_agents import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms, validator
 from pipeline.settings import Settings
 from pipeline.subjects import subject_envelope
-from tests.integration.conftest import Pipeline
-from tests.integration.test_detectors_pipeline import committed
+from tests.integration.conftest import Pipeline, wait_committed
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
@@ -78,12 +77,7 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
         escalations = Topic(s, "escalations.v1")
         t_open = T0_MS + DAY
         # the located ping must be in the detectors before the clock jumps a day
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        deadline = time.monotonic() + 60
-        while committed(admin, tag, s.topic("located.v1")) < 1:
-            assert time.monotonic() < deadline, "the detectors did not take the ping"
-            time.sleep(0.2)
-        admin.close()
+        wait_committed(broker.bootstrap, tag, s.topic("located.v1"), 1, "the detectors to take the ping")
         tick(t_open + MIN)
         items = escalations.wait(lambda xs: any(x["data"]["transition"] == "dispatched" for x in xs),
                                  "the incident to be dispatched", 90)
