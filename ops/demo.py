@@ -22,7 +22,7 @@ import orjson
 
 from geo.generate import GenerateOptions, boundary_from_adcode, generate_atlas
 from geo.layers import load_atlas, write_atlas
-from ops.simulate import Simulator
+from ops.simulate import START, Simulator
 from pipeline.broker import EmbeddedBroker
 from pipeline.detect_agents import tick_envelope
 from pipeline.devices import device_envelope
@@ -149,11 +149,16 @@ def _publish(settings: Settings, sim: Simulator, state: DemoState, rate: float,
     from kafka import KafkaProducer
 
     producer = KafkaProducer(linger_ms=5, **settings.kafka_python_config())
+    # record timestamps follow simulated time throughout (registrations, events, ticks), as
+    # they follow arrival in a live deployment: a replay orders the log by them
+    registered_ms = int(START.timestamp() * 1000) - 60_000
     for d in sim.devices():
         producer.send(settings.topic("devices.v1"), key=d["device_id"].encode(),
+                      timestamp_ms=registered_ms,
                       value=orjson.dumps(device_envelope(d, "2026-07-01T00:00:00.000Z")))
     for row in sim.subject_rows():
         producer.send(settings.topic("subjects.v1"), key=row["subject_id"].encode(),
+                      timestamp_ms=registered_ms,
                       value=orjson.dumps(subject_envelope(row, "2026-07-01T00:00:00.000Z")))
     producer.flush()
     interval = 1.0 / rate
@@ -169,7 +174,8 @@ def _publish(settings: Settings, sim: Simulator, state: DemoState, rate: float,
             tick = rec.timestamp_ms - TICK_LAG_MS
             for part in range(settings.partitions):
                 producer.send(settings.topic("clock.v1"), key=b"tick", partition=part,
-                              value=orjson.dumps(tick_envelope(tick, part)))
+                              value=orjson.dumps(tick_envelope(tick, part)),
+                              timestamp_ms=rec.timestamp_ms)
             next_tick = rec.timestamp_ms + TICK_EVERY_MS
         producer.send(settings.topic(rec.topic), key=rec.key, value=rec.value,
                       timestamp_ms=rec.timestamp_ms)
