@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/gridwatch bench geo --json
 	$(BIN)/gridwatch bench pipeline --json
 	$(BIN)/gridwatch bench detectors --json
+	$(BIN)/gridwatch bench replay --json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

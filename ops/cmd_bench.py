@@ -66,3 +66,16 @@ def bench_detectors(subjects: int, events: int, points: int, reports: int, memor
 
     _print(run_detectors_bench(subjects=subjects, events=events, points=points, reports=reports,
                                memory_subjects=memory_subjects), as_json)
+
+
+@bench.command("replay")
+@click.option("--events", type=click.IntRange(1000, 20_000_000), default=300_000, show_default=True,
+              help="Located records in the log (clock ticks come on top).")
+@click.option("--subjects", type=click.IntRange(10, 5_000_000), default=2_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def bench_replay(events: int, subjects: int, as_json: bool) -> None:
+    """Events/s of a replay through the pure core (no Kafka), with a baseline."""
+    from ops.bench_replay import run_replay_bench
+
+    _print(run_replay_bench(events=events, subjects=subjects), as_json)

@@ -174,15 +174,22 @@ def read_segment(seg: Segment) -> Iterator[LogRecord]:
     """The records of one segment."""
     from pipeline.ingest import REDRIVE_HEADER
 
-    with gzip.open(seg.path, "rb") as fh:
-        for raw in fh:
-            line = orjson.loads(raw)
-            redrives = 0
-            for k, v in line.get("headers") or ():
-                if k == REDRIVE_HEADER and str(v).isdigit():
-                    redrives = int(v)
-            yield LogRecord(seg.topic, seg.partition, line["offset"], line["timestamp"],
-                            _raw("key", line), _raw("value", line), redrives)
+    n = 0
+    try:
+        with gzip.open(seg.path, "rb") as fh:
+            for raw in fh:
+                n += 1
+                line = orjson.loads(raw)
+                redrives = 0
+                for k, v in line.get("headers") or ():
+                    if k == REDRIVE_HEADER and str(v).isdigit():
+                        redrives = int(v)
+                yield LogRecord(seg.topic, seg.partition, int(line["offset"]), int(line["timestamp"]),
+                                _raw("key", line), _raw("value", line), redrives)
+    except (OSError, EOFError, orjson.JSONDecodeError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:
+        raise ConfigError(f"archive segment {seg.path} is damaged at line {n}: "
+                          f"{type(exc).__name__}: {exc}; move it aside and replay again") from exc
 
 
 def partition_streams(root: str | Path, topics: Iterable[str], since_ms: int | None = None,

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from pipeline.detect.alerts import Alert
-from pipeline.detect.host import DetectorHost, Output, decode_record
+from pipeline.detect.host import DetectorHost, Output, decode_located, decode_record
 from pipeline.detect.landslide import ZoneLevels
 from pipeline.detect_agents import build_host, change_from_record, level_record
 from pipeline.errors import Rejected
@@ -172,11 +172,11 @@ class CoreReplayer:
 
     def _located(self, p: int, value: bytes | None) -> None:
         try:
-            _, data = decode_record(value, False, self.settings.max_message_bytes)
+            data, t = decode_located(value, self.settings.max_message_bytes)
         except Rejected as rej:
             self._reject(rej.code)
             return
-        self._detected(self.detectors.on_located(p, data))
+        self._detected(self.detectors.on_located(p, data, t))
 
     def _tick(self, rec: LogRecord) -> None:
         try:

@@ -14,6 +14,7 @@ Decisions already emitted are never rewritten in place; a correction is a new al
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 HOUR_MS = 3_600_000
@@ -50,6 +51,12 @@ def local_hour(ms: int) -> int:
     return ((ms + CST_OFFSET_MS) // HOUR_MS) % 24
 
 
+@functools.lru_cache(maxsize=64)
+def _night_hours(night: tuple[int, int]) -> frozenset[int]:
+    n0, n1 = night
+    return frozenset(h % 24 for h in range(n0, n0 + ((n1 - n0) % 24)))
+
+
 def quiet_deadline(start_ms: int, window_ms: int, night: tuple[int, int] | None) -> int:
     """When `window_ms` of counted quiet time has passed after `start_ms`.
 
@@ -58,8 +65,7 @@ def quiet_deadline(start_ms: int, window_ms: int, night: tuple[int, int] | None)
     """
     if night is None:
         return start_ms + window_ms
-    n0, n1 = night
-    night_hours = {h % 24 for h in range(n0, n0 + ((n1 - n0) % 24))}
+    night_hours = _night_hours(night)
     t, left = start_ms, window_ms
     while left > 0:
         hour_end = t - (t + CST_OFFSET_MS) % HOUR_MS + HOUR_MS

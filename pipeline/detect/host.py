@@ -35,6 +35,17 @@ def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[s
 
     Only the fields the detectors read are checked (the writer, ingest, validated the rest).
     """
+    if is_tick:
+        return "tick", _decode(value, True, max_bytes)[1]
+    return "located", _decode(value, False, max_bytes)[0]
+
+
+def decode_located(value: bytes | None, max_bytes: int) -> tuple[dict, int]:
+    """A located.v1 record -> (data, event time in ms), or `Rejected` (as `decode_record`)."""
+    return _decode(value, False, max_bytes)
+
+
+def _decode(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[Any, int]:
     try:
         doc = orjson.loads(check_size(value, max_bytes))
         data = doc["data"]
@@ -46,7 +57,7 @@ def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[s
         tick = data.get("tick")
         if not isinstance(tick, int) or isinstance(tick, bool) or not _MIN_MS <= tick < _MAX_MS:
             raise Rejected("bad_tick", f"tick {tick!r} is not epoch milliseconds in 2000..2100")
-        return "tick", tick
+        return None, tick
     for key, kind in (("grid_id", str), ("observed_at", str), ("source_type", str), ("input", dict)):
         if not isinstance(data.get(key), kind):
             raise Rejected("bad_located", f"located event without a valid {key}")
@@ -68,7 +79,7 @@ def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[s
     if data["source_type"] == "report" and not all(isinstance(data.get(k), int | float)
                                                    for k in ("lon", "lat")):
         raise Rejected("bad_located", "report without lon/lat")
-    return "located", data
+    return data, t
 
 
 def event_ms(observed_at: str) -> int:
@@ -176,12 +187,14 @@ class DetectorHost:
         self.stats.alerts += len(out.alerts)
         return out
 
-    def on_located(self, p: int, data: dict) -> Output:
-        """One located event (the ``data`` of a located.v1 envelope) of partition p."""
+    def on_located(self, p: int, data: dict, t: int | None = None) -> Output:
+        """One located event (the ``data`` of a located.v1 envelope) of partition p; `t` is its
+        event time in ms when the caller has parsed it already (`decode_located`)."""
         out = Output()
         pd = self.partition(p)
         self.stats.events += 1
-        t = event_ms(data["observed_at"])
+        if t is None:
+            t = event_ms(data["observed_at"])
         if pd.watermark.observe(t):
             self.stats.late += 1
             self.stats.late_max_ms = max(self.stats.late_max_ms, pd.watermark.now_ms - t)

@@ -100,6 +100,7 @@ class ReportClusterer:
         self._swept_ms = 0
         self._seq = 0
         self.seen: dict[str, int] = {}  # report id -> observed ms, for dedupe after a cluster closes
+        self._seen_heap: list[tuple[int, str]] = []  # (observed ms, report id): expiry order
 
     def _cell(self, category: str, lon: float, lat: float) -> tuple[str, int, int]:
         return category, int(lon // self._cell_lon), int(lat // self._cell_lat)
@@ -149,6 +150,7 @@ class ReportClusterer:
             self._place(c, True)
         c.report_ids[report_id] = t_ms
         self.seen[report_id] = t_ms
+        heapq.heappush(self._seen_heap, (t_ms, report_id))
         c.grids.add(grid_id)
         c.first_ms, c.last_ms = min(c.first_ms, t_ms), max(c.last_ms, t_ms)
         c.severity = max(c.severity, sev)
@@ -188,7 +190,11 @@ class ReportClusterer:
             return out
         self._swept_ms = now_ms
         horizon = now_ms - self.cfg.dedupe_window
-        self.seen = {r: t for r, t in self.seen.items() if t >= horizon}
+        heap, seen = self._seen_heap, self.seen
+        while heap and heap[0][0] < horizon:  # forget ids past the dedupe window, oldest first
+            t, rid = heapq.heappop(heap)
+            if seen.get(rid) == t:
+                del seen[rid]
         for c in [c for c in self.by_seq.values()
                   if not c.due_ms and now_ms - c.last_ms > self.cfg.cluster_window]:
             del self.by_seq[c.seq]
