@@ -11,8 +11,9 @@
 
 Recovery: detector state is in memory, and the host is deterministic, so a worker that takes
 over a partition (restart, crash, rebalance) first replays that partition of ``located.v1``
-from the start of the topic's retention up to the group's committed offset, then the newest
-committed tick, with every output discarded (they were sent before); the zone agent does the
+from the start of the topic's retention up to the group's committed offset, with the committed
+ticks of ``clock.v1`` between them in log order (record timestamps), every output discarded
+(they were sent before); the zone agent does the
 same with its partition of ``levels.v1``. The first live record
 follows. Alerts between the last commit and a crash come out again with the same ids.
 
@@ -34,7 +35,7 @@ from faust.types import TP
 
 from pipeline.detect.alerts import Alert
 from pipeline.detect.config import load_config
-from pipeline.detect.host import DetectorHost, Output, decode_record
+from pipeline.detect.host import DetectorHost, Output, decode_located, decode_record
 from pipeline.detect.landslide import PointLevel, ZoneLevels, level_name
 from pipeline.envelope import dlq_event, iso_ms, make_event
 from pipeline.errors import Rejected
@@ -118,21 +119,26 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         host.drop(partition)
         upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition,
                                        (located_name, clock_name))
-        n = 0
-        async for value in read_partition(kafka_cfg, located_name, partition, upto[located_name]):
+        # ticks interleave with the located history in log order (record timestamps, as
+        # `gridwatch replay` orders a log), so timers fire where they fired live
+        ticks: list[tuple[int, int]] = []
+        async for ts, value in read_partition(kafka_cfg, clock_name, partition, upto[clock_name], True):
+            with contextlib.suppress(Exception):
+                ticks.append((ts, decode_record(value, True, settings.max_message_bytes)[1]))
+        n = next_tick = 0
+        async for ts, value in read_partition(kafka_cfg, located_name, partition, upto[located_name], True):
+            while next_tick < len(ticks) and ticks[next_tick][0] < ts:
+                host.on_tick(partition, ticks[next_tick][1])
+                next_tick += 1
             try:
-                host.on_located(partition, decode_record(value, False, settings.max_message_bytes)[1])
+                data, t = decode_located(value, settings.max_message_bytes)
+                host.on_located(partition, data, t)
                 n += 1
             except Exception:  # rejected when it was first read; nothing new to record
                 continue
-        last_tick = 0
-        async for value in read_partition(kafka_cfg, clock_name, partition, upto[clock_name]):
-            try:
-                last_tick = max(last_tick, decode_record(value, True, settings.max_message_bytes)[1])
-            except Exception:
-                continue
-        if last_tick:
-            host.on_tick(partition, last_tick)
+        for _, tick in ticks[next_tick:]:
+            host.on_tick(partition, tick)
+        last_tick = ticks[-1][1] if ticks else 0
         processed[partition] = upto[located_name] - 1
         rebuilt.add(partition)
         log.info("detector_partition_rebuilt", partition=partition, located_events=n,
@@ -250,8 +256,10 @@ def committed_offsets(settings: Settings, group: str, partition: int,
     return out
 
 
-async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int) -> Any:
-    """Values of one partition from the beginning up to offset `upto` (exclusive)."""
+async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int,
+                         with_timestamp: bool = False) -> Any:
+    """Values (or (timestamp ms, value) pairs) of one partition from the beginning up to offset
+    `upto` (exclusive)."""
     if upto <= 0:
         return
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -269,7 +277,7 @@ async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int)
             for m in msgs:
                 if m.offset >= upto:
                     return
-                yield m.value
+                yield (m.timestamp, m.value) if with_timestamp else m.value
             if await consumer.position(tp) >= upto:
                 return
     finally:

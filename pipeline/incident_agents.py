@@ -9,7 +9,7 @@
 - ``kpis``: ``kpi-deltas.v1`` -> sums per unit -> ``kpis.v1`` (compacted).
 
 Recovery as for the detectors: a worker taking over a partition replays its committed history
-(alerts and routed commands in event-time order, then the newest tick) with outputs discarded.
+(alerts, routed commands and ticks in event-time order) with outputs discarded.
 """
 
 from __future__ import annotations
@@ -136,24 +136,21 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         host.drop(partition)
         tops = (names["alerts.v1"], names["incident-commands.v1"], names["clock.v1"])
         upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition, tops)
+        # alerts, commands and ticks in event-time order (ties: alerts, commands, ticks), so
+        # an acknowledgement meets the incident at the level the ticks before it had raised it to
         history: list[tuple[int, int, int, str, bytes]] = []
-        last_tick = 0
         for order, topic in enumerate(tops):
             offset = 0
             async for value in read_partition(kafka_cfg, topic, partition, upto[topic]):
                 with contextlib.suppress(Exception):
                     data = orjson.loads(value)["data"]
-                    if topic == names["clock.v1"]:
-                        last_tick = max(last_tick, int(data["tick"]))
-                    else:
-                        at = event_ms(data["observed_at"] if order == 0 else data["at"])
-                        history.append((at, order, offset, topic, value))
+                    at = int(data["tick"]) if order == 2 else \
+                        event_ms(data["observed_at"] if order == 0 else data["at"])
+                    history.append((at, order, offset, topic, value))
                 offset += 1
         for _, _, _, topic, value in sorted(history, key=lambda h: h[:3]):
             with contextlib.suppress(Exception):
                 apply(partition, topic, value)
-        if last_tick:
-            host.on_tick(partition, last_tick)
         processed[partition] = upto[names["alerts.v1"]] - 1
         rebuilt.add(partition)
         log.info("incident_partition_rebuilt", partition=partition, records=len(history),

@@ -41,10 +41,10 @@ SUBJECTS = [{"subject_id": "s1", "profile": "living_alone_24h", "grid_id": "g1",
 def scenario_inputs() -> tuple[list, list]:
     """24 mm of rain in an hour (under blue: 35 mm, and the I-D curve), a door ping, eleven
     reports of one wall."""
-    pings = [("rg-1", {"device_id": "rg-1", "kind": "rain_gauge", "value": 2.0, "unit": "mm",
-                       "observed_at": iso_ms(T0_MS + i * 5 * MIN)}) for i in range(12)]
-    pings.append(("door-s1", {"device_id": "door-s1", "kind": "door", "value": 1, "unit": "bool",
-                              "observed_at": iso_ms(T0_MS)}))
+    pings = [("door-s1", {"device_id": "door-s1", "kind": "door", "value": 1, "unit": "bool",
+                          "observed_at": iso_ms(T0_MS)})]
+    pings += [("rg-1", {"device_id": "rg-1", "kind": "rain_gauge", "value": 2.0, "unit": "mm",
+                        "observed_at": iso_ms(T0_MS + i * 5 * MIN)}) for i in range(12)]
     reports = [(f"R{i}", {"report_id": f"R{i}", "reporter_id": f"W{i % 3}", "category": "safety_hazard",
                           "severity": "medium", "text": "围墙开裂", "lon": 0.5 + i * 0.0001, "lat": 1.5,
                           "observed_at": iso_ms(T0_MS + i * MIN)}) for i in range(11)]
@@ -115,35 +115,56 @@ def cli(p: Pipeline, *args: str, env: dict | None = None) -> subprocess.Complete
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def run_scenario(p: Pipeline, group: str) -> None:
+def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = ()) -> int:
+    """The scenario; at each step named in `crash_at` the worker is killed with SIGKILL and a new
+    one started (the fault test). Returns how many workers were killed."""
+    import signal
+
     s = p.settings
     before = T0_MS - MIN  # registrations come first
     p.produce("devices.v1", [(d["device_id"].encode(), orjson.dumps(device_envelope(d, iso_ms(T0_MS))),
                               before) for d in DEVICES])
     p.produce("subjects.v1", [(r["subject_id"].encode(), orjson.dumps(subject_envelope(r, iso_ms(T0_MS))),
                                before) for r in SUBJECTS])
-    proc = p.start_worker()
+    procs = [p.start_worker()]
     live = Live(p, group)
+
+    def step(name: str) -> None:
+        if name in crash_at:
+            p.stop_worker(procs[-1], signal.SIGKILL)
+            procs.append(p.start_worker(f"worker-{len(procs)}"))
+
     try:
+        # inputs in groups, each located before the next is sent: ingest reads several input
+        # partitions at once, and only this keeps the located order the same from run to run
         pings, reports = scenario_inputs()
-        p.produce("pings.v1", pings)
-        p.produce("reports.v1", reports)
+        p.produce("pings.v1", pings[:1])
+        p.collect("located.v1", 1)
+        p.produce("pings.v1", pings[1:7])
+        step("mid-inputs")
+        p.produce("pings.v1", pings[7:])
+        p.collect("located.v1", len(pings), timeout_s=90)
+        for i, r in enumerate(reports, 1):  # their input partitions differ: one at a time
+            p.produce("reports.v1", [r])
+            p.collect("located.v1", len(pings) + i)
         n = len(pings) + len(reports)
-        p.collect("located.v1", n, timeout_s=90)
         wait_committed(s.broker, group, s.topic("located.v1"), n, "the detectors to take the inputs")
         for at in (T0_MS + 2 * HOUR, T0_MS + 26 * HOUR):  # the door has been silent a day by then
             live.tick(at)
+        step("after-alerts")
         esc = [d for d in outputs(p, 1.0)["escalations.v1"].values()
                if d["data"]["kind"] == "inactivity" and d["data"]["transition"] == "dispatched"]
         assert esc, "the inactivity incident was not dispatched"
         incident = esc[0]["data"]["incident_id"]
         live.tick(T0_MS + 26 * HOUR + 20 * MIN)  # unacknowledged: climbs
         live.command("c-ack", "acknowledge", incident, T0_MS + 26 * HOUR + 25 * MIN)
+        step("after-ack")
         live.tick(T0_MS + 26 * HOUR + 40 * MIN)
         live.command("c-res", "resolve", incident, T0_MS + 26 * HOUR + 50 * MIN, reason="resident was away")
         live.tick(T0_MS + 3 * 24 * HOUR)
     finally:
-        p.stop_worker(proc)
+        p.stop_worker(procs[-1])
+    return len(procs) - 1
 
 
 def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
