@@ -108,13 +108,30 @@ def topics_list(as_json: bool) -> None:
 @topics.command("describe")
 @broker_opt
 @prefix_opt
+@click.option("--partitions", "per_partition", is_flag=True,
+              help="Per partition: offsets, records, bytes on disk and each group's lag.")
 @click.option("--json", "as_json", is_flag=True)
 @readable_errors
-def topics_describe(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
+def topics_describe(broker: str | None, topic_prefix: str | None, per_partition: bool,
+                    as_json: bool) -> None:
     """What the broker has for each registry topic; exit 1 if any is missing or wrong."""
     from topics.admin import as_rows, describe
 
     s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    if per_partition:
+        from ops.lag import topic_partitions
+
+        parts = topic_partitions(s)
+        if as_json:
+            emit_json(parts)
+            return
+        click.echo(f"{'topic':22} {'p':>3} {'first':>9} {'end':>9} {'records':>9} {'bytes':>11}  lag")
+        for r in parts:
+            lags = " ".join(f"{g}={v}" for g, v in sorted(r["lag"].items())) or "-"
+            size = "n/a" if r["bytes"] is None else r["bytes"]
+            click.echo(f"{r['topic']:22} {r['partition']:>3} {r['first']:>9} {r['end']:>9} "
+                       f"{r['records']:>9} {size:>11}  {lags}")
+        return
     rows = as_rows(describe(s))
     if as_json:
         emit_json(rows)

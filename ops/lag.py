@@ -83,3 +83,62 @@ def status(settings: Settings, max_lag: int = 10_000) -> dict[str, Any]:
     waiting = [e for e in read_dlq(settings) if not e.redriven]
     return {"healthy": not problems, "problems": problems, "lag": per,
             "dlq_waiting": len(waiting), "topics": len(states)}
+
+
+def _log_sizes(admin: KafkaAdminClient, names: list[str]) -> dict[tuple[str, int], int] | None:
+    """Bytes on disk per partition (one replica), or None where the broker cannot tell
+    (DescribeLogDirs; the embedded broker has no disk)."""
+    try:
+        result = admin.describe_log_dirs(names)
+    except Exception:  # IncompatibleBrokerVersion on Tansu; authorisation on some clusters
+        return None
+    sizes: dict[tuple[str, int], int] = {}
+
+    def walk(node: Any, topic: str | None = None) -> None:
+        if isinstance(node, dict):
+            name = node.get("name") or node.get("topic")
+            if isinstance(name, str) and "partitions" in node:
+                topic = name
+            part = node.get("partition_index", node.get("partition"))
+            size = node.get("partition_size", node.get("size"))
+            if topic and isinstance(part, int) and isinstance(size, int):
+                sizes[(topic, part)] = max(size, sizes.get((topic, part), 0))
+            for v in node.values():
+                walk(v, topic)
+        elif isinstance(node, list | tuple):
+            for v in node:
+                walk(v, topic)
+
+    walk(result)
+    return sizes
+
+
+def topic_partitions(settings: Settings) -> list[dict[str, Any]]:
+    """Per registry topic and partition: first and end offset, records, bytes (when the broker
+    says), and each gridwatch group's lag on it."""
+    from topics.registry import TOPICS
+
+    _reachable(settings)
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    consumer = KafkaConsumer(**settings.kafka_python_config())
+    try:
+        existing = set(admin.list_topics())
+        names = [settings.topic(t.name) for t in TOPICS if settings.topic(t.name) in existing]
+        tps = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
+        ends = consumer.end_offsets(tps) if tps else {}
+        starts = consumer.beginning_offsets(tps) if tps else {}
+        sizes = _log_sizes(admin, names)
+    finally:
+        consumer.close()
+        admin.close()
+    lags: dict[tuple[str, int], dict[str, int]] = {}
+    for r in lag(settings):
+        lags.setdefault((r["topic"], r["partition"]), {})[r["group"]] = r["lag"]
+    rows = []
+    for tp in tps:
+        short = tp.topic[len(settings.topic_prefix):]
+        rows.append({"topic": short, "partition": tp.partition, "first": starts.get(tp, 0),
+                     "end": ends.get(tp, 0), "records": max(ends.get(tp, 0) - starts.get(tp, 0), 0),
+                     "bytes": None if sizes is None else sizes.get((tp.topic, tp.partition)),
+                     "lag": lags.get((short, tp.partition), {})})
+    return rows

@@ -201,6 +201,18 @@ def test_signed_webhook_email_retries_fallback_and_restart(broker, tmp_path, ser
         time.sleep(2)
         slow_keys = [c["key"] for c in Receiver.calls if c["path"] == "/slow"]
         assert len(slow_keys) == len(set(slow_keys)) == 20
+        # 5. the same with SIGKILL: nothing is lost; a send in flight at the kill may come again,
+        # with the same Idempotency-Key, so the receiver recognises it
+        send(*(escalation(10 + n, "escalated", "district", "T", incident=f"g1~report:k{n}~1")
+               for n in range(20)))
+        wait_for(lambda: sum(c["path"] == "/slow" for c in Receiver.calls) >= 25, "part of the batch")
+        stop(proc, signal.SIGKILL)
+        proc = start_notifier(s, tmp_path, base, smtp, "n3")
+        wait_for(lambda: len({c["key"] for c in Receiver.calls if c["path"] == "/slow"}) >= 40,
+                 "the rest of the batch after SIGKILL", 90)
+        time.sleep(2)
+        slow_keys = [c["key"] for c in Receiver.calls if c["path"] == "/slow"]
+        assert len(set(slow_keys)) == 40 and len(slow_keys) - 40 <= 4  # at most the sends in flight
     finally:
         stop(proc)
         prod.close()

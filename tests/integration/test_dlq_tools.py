@@ -71,6 +71,15 @@ def test_list_show_and_redrive_after_a_fix(make_pipeline):
         status = CliRunner().invoke(main, ["status", "--json", *base])
         report = orjson.loads(status.output)
         assert (status.exit_code, report["healthy"], report["dlq_waiting"]) == (0, True, 1)
+        # per partition: offsets, records and the groups' lag (bytes: the embedded broker has none)
+        res = CliRunner().invoke(main, ["topics", "describe", "--partitions", "--json", *base])
+        parts = orjson.loads(res.output)
+        pings = [r for r in parts if r["topic"] == "pings.v1"]
+        assert res.exit_code == 0 and len(pings) == p.settings.partitions
+        assert sum(r["end"] for r in pings) >= 1 and all(r["bytes"] is None for r in pings)
+        assert any("gridwatch-ingest" in r["lag"] for r in pings)
+        table = CliRunner().invoke(main, ["topics", "describe", "--partitions", *base])
+        assert table.exit_code == 0 and "pings.v1" in table.output and "gridwatch-ingest=" in table.output
     finally:
         p.stop_worker(proc)
 
