@@ -86,6 +86,11 @@ class Settings:
     data_dir: str = "var/gridwatch"
     log_level: str = "info"
     web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    web_clock: str = "wall"  # "wall", or "event": the newest event time on the board (simulations)
+    tokens_file: str | None = None
+    intake_rate: float = 10.0  # reports a second per token, after a burst of intake_burst
+    intake_burst: int = 20
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -141,6 +146,11 @@ class Settings:
             data_dir=env.get("GRIDWATCH_DATA_DIR", cls.data_dir),
             log_level=level,
             web_port=_number(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
+            web_host=env.get("GRIDWATCH_WEB_HOST") or cls.web_host,
+            web_clock=_choice(env, "GRIDWATCH_WEB_CLOCK", cls.web_clock, ("wall", "event")),
+            tokens_file=env.get("GRIDWATCH_TOKENS") or None,
+            intake_rate=_number(env, "GRIDWATCH_INTAKE_RATE", cls.intake_rate, 0.01, 100_000, float),
+            intake_burst=_number(env, "GRIDWATCH_INTAKE_BURST", cls.intake_burst, 1, 100_000),
             security_protocol=proto,
             sasl_mechanism=env.get("GRIDWATCH_SASL_MECHANISM") or None,
             sasl_username=env.get("GRIDWATCH_SASL_USERNAME") or None,

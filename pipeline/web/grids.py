@@ -1,0 +1,59 @@
+"""Grid polygons as GeoJSON for the map, simplified per zoom level and cached, and unit paths
+for scope checks (a unit's path: its codes from the top level down)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import shapely
+
+from pipeline.web.auth import Principal
+
+
+class GridShapes:
+    """The atlas's leaf grids (网格) and every unit's path."""
+
+    def __init__(self, atlas: Any) -> None:
+        self.features: list[tuple[str, str, tuple[str, ...], Any]] = []
+        self.paths: dict[str, tuple[str, ...]] = {}
+        if atlas is None:
+            return
+        gov = atlas.governance
+        parent = dict(zip(gov["id"].astype(str), gov["parent"], strict=True))
+        for unit in parent:
+            chain, cur = [], unit
+            while cur is not None and cur not in chain and len(chain) < 16:
+                chain.append(cur)
+                cur = parent.get(cur)
+            self.paths[unit] = tuple(reversed(chain))
+        leaf = set(parent) - {p for p in parent.values() if p is not None}
+        for row in gov.itertuples():
+            if str(row.id) in leaf:
+                self.features.append((str(row.id), str(row.name or ""), self.paths[str(row.id)],
+                                      row.geometry))
+        self._cached = lru_cache(maxsize=32)(self._build)
+
+    def path_of(self, unit: str) -> tuple[str, ...]:
+        return self.paths.get(unit, (unit,))
+
+    def geojson(self, zoom: int, who: Principal) -> bytes:
+        """A FeatureCollection of the grids the principal may see, simplified for `zoom`."""
+        if not self.features:
+            return b'{"type":"FeatureCollection","features":[]}'
+        scope = None if who.sees_all else who.scope
+        return self._cached(zoom, scope)
+
+    def _build(self, zoom: int, scope: str | None) -> bytes:
+        # about half a screen pixel at this zoom (256-pixel tiles), in degrees
+        tolerance = 360.0 / (256 * 2**zoom) / 2
+        rows = [f for f in self.features if scope is None or scope in f[2]]
+        geoms = shapely.simplify(shapely.from_wkb(shapely.to_wkb([f[3] for f in rows])), tolerance,
+                                 preserve_topology=True) if rows else []
+        feats = [{"type": "Feature", "id": code,
+                  "properties": {"grid_id": code, "name": name, "path": list(path)},
+                  "geometry": orjson.loads(shapely.to_geojson(g))}
+                 for (code, name, path, _), g in zip(rows, geoms, strict=True)]
+        return orjson.dumps({"type": "FeatureCollection", "features": feats,
+                             "zoom": zoom, "tolerance_deg": tolerance})

@@ -1,0 +1,458 @@
+"""The HTTP side (aiohttp): REST API, live stream (SSE), dashboard, health and metrics.
+
+Every route but ``/healthz`` and ``/readyz`` needs a bearer token (`pipeline.web.auth`); the
+dashboard's static files (HTML, JS, CSS, no data) are public so a browser can load the page that
+asks for a token. Routes and their roles are in `ROUTES` and ``openapi.yaml``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import orjson
+from aiohttp import web
+
+from pipeline.envelope import iso_ms, make_event, parse_time, validator
+from pipeline.errors import Rejected
+from pipeline.incident.lifecycle import ALLOWED
+from pipeline.logs import get_logger
+from pipeline.settings import Settings
+from pipeline.web.auth import Principal, TokenBook
+from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
+from pipeline.web.grids import GridShapes
+from pipeline.web.metrics import Metrics
+
+STATIC = Path(__file__).parent / "static"
+OPENAPI = Path(__file__).parent / "openapi.yaml"
+MAX_BODY = 64 * 1024
+ALL_READERS = ("admin", "command_center", "responder")
+ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
+    "me": ("admin", "command_center", "responder", "ingest"),
+    "post_report": ("admin", "ingest"),
+    "incidents": ALL_READERS, "incident": ALL_READERS, "command": ALL_READERS,
+    "grids": ALL_READERS, "grid_status": ALL_READERS, "kpis": ALL_READERS, "reports": ALL_READERS,
+    "stream": ALL_READERS, "metrics": ("admin", "command_center"),
+}
+log = get_logger(component="web")
+
+
+def problem(status: int, reason: str, **extra: Any) -> web.Response:
+    """An error body a person can read: {"error": ..., "status": ...}."""
+    return web.json_response({"error": reason, "status": status, **extra}, status=status,
+                             dumps=lambda o: orjson.dumps(o).decode())
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+class TokenBucket:
+    """Intake rate limit per principal: `rate` requests a second, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.state: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = self.clock()
+        tokens, last = self.state.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.state[key] = (tokens - 1, now)
+            return 0.0
+        self.state[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    tokens: TokenBook
+    board: Board
+    shapes: GridShapes
+    metrics: Metrics
+    intake: TokenBucket
+    clock: Callable[[], int]  # ms: when a person's command or report arrives
+    producer: Any = None
+    topics_ok: bool | None = None
+    follower: BoardFollower | None = None
+    tasks: list = field(default_factory=list)
+
+
+def wall_clock() -> int:
+    return int(time.time() * 1000)
+
+
+def _principal(request: web.Request) -> Principal:
+    return request["principal"]
+
+
+def _auth_middleware(ctx: WebContext) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        route = request.match_info.route.name
+        started = time.perf_counter()
+        status = 500
+        try:
+            if route in ROUTES:
+                who = ctx.tokens.lookup(request.headers.get("Authorization"))
+                if who is None:
+                    status = 401
+                    return problem(401, "a valid bearer token is required (Authorization: Bearer ...)")
+                if who.role not in ROUTES[route]:
+                    status = 403
+                    return problem(403, f"role {who.role} may not use {route}")
+                request["principal"] = who
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            ctx.metrics.http(route or "static", status, time.perf_counter() - started)
+    return middleware
+
+
+async def _json_body(request: web.Request) -> dict:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _Problem(413, f"body of {request.content_length} bytes is over the {MAX_BODY}-byte limit")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise _Problem(413, f"body is over the {MAX_BODY}-byte limit")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Problem(400, f"body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        raise _Problem(400, "body must be a JSON object")
+    return body
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _handled(fn: Handler) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await fn(request)
+        except _Problem as p:
+            return problem(p.status, p.reason)
+    return wrapper
+
+
+def build_app(ctx: WebContext) -> web.Application:
+    """The aiohttp application over a context (tests build the context themselves)."""
+    app = web.Application(middlewares=[_auth_middleware(ctx)], client_max_size=MAX_BODY * 4)
+    app["ctx"] = ctx
+    board, s = ctx.board, ctx.settings
+    report_check = validator("report.json")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return ok({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        reasons = []
+        if ctx.producer is None:
+            reasons.append("broker not reachable yet")
+        if ctx.topics_ok is False:
+            reasons.append("topics missing or mis-partitioned (gridwatch topics describe)")
+        if not board.ready:
+            reasons.append("board still reading incidents, KPIs and escalations"
+                           + (f" ({ctx.follower.error})" if ctx.follower and ctx.follower.error else ""))
+        return ok({"ready": not reasons, "reasons": reasons}, 200 if not reasons else 503)
+
+    async def me(request: web.Request) -> web.Response:
+        who = _principal(request)
+        return ok({"name": who.name, "role": who.role, "scope": who.scope,
+                   "may_act": who.role in ROUTES["command"], "now": ctx.clock()})
+
+    @_handled
+    async def post_report(request: web.Request) -> web.Response:
+        who = _principal(request)
+        wait = ctx.intake.take(who.name)
+        if wait:
+            return web.Response(status=429, headers={"Retry-After": str(max(1, round(wait)))},
+                                body=orjson.dumps({"error": "too many reports: slow down", "status": 429,
+                                                   "retry_after_s": round(wait, 2)}),
+                                content_type="application/json")
+        data = await _json_body(request)
+        try:
+            report_check(data)
+            parse_time(data["observed_at"], "observed_at")
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise _Problem(400, f"report: {exc.message}")
+        except Rejected as exc:
+            raise _Problem(400, exc.reason)
+        ev = make_event("gridwatch.report.v1", f"report:{data['report_id']}", iso_ms(ctx.clock()), data,
+                        source=f"gridwatch/web/{who.name}")
+        await ctx.producer.send_and_wait(s.topic("reports.v1"), orjson.dumps(ev),
+                                         key=data["report_id"].encode(), timestamp_ms=ctx.clock())
+        return ok({"accepted": data["report_id"], "topic": s.topic("reports.v1")}, 202)
+
+    def _filters(request: web.Request) -> dict:
+        q = request.query
+        out: dict[str, Any] = {k: q.get(k) for k in ("unit", "status", "level", "kind")}
+        for k in ("since", "until"):
+            if q.get(k):
+                try:
+                    out[k] = iso_ms(int(parse_time(q[k], k).timestamp() * 1000))
+                except Rejected as exc:
+                    raise _Problem(400, exc.reason)
+        try:
+            out["limit"] = min(max(int(q.get("limit", "200")), 1), 5000)
+        except ValueError:
+            raise _Problem(400, f"limit={q.get('limit')!r} is not a number")
+        return out
+
+    @_handled
+    async def incidents(request: web.Request) -> web.Response:
+        rows = board.incidents_for(_principal(request), **_filters(request))
+        return ok({"incidents": rows, "count": len(rows)})
+
+    def _visible_incident(request: web.Request) -> dict:
+        inc = board.incidents.get(request.match_info["incident_id"])
+        if inc is None:
+            raise _Problem(404, f"no incident {request.match_info['incident_id'][:128]}")
+        if not _principal(request).may_see(inc.get("path") or []):
+            raise _Problem(403, "this incident is outside your grid subtree")
+        return inc
+
+    @_handled
+    async def incident(request: web.Request) -> web.Response:
+        inc = _visible_incident(request)
+        steps = [e for e in board.escalations if e.get("incident_id") == inc["incident_id"]]
+        return ok({"incident": inc, "escalations": steps[-100:]})
+
+    @_handled
+    async def command(request: web.Request) -> web.Response:
+        who = _principal(request)
+        inc = _visible_incident(request)
+        body = await _json_body(request)
+        action = body.get("action")
+        if action not in ALLOWED:
+            raise _Problem(400, f"action {action!r}: use one of {', '.join(ALLOWED)}")
+        if inc.get("state") not in ALLOWED[action]:
+            raise _Problem(409, f"cannot {action} an incident that is {inc.get('state')}")
+        path = inc.get("path") or [inc["grid_id"]]
+        scope = who.scope if who.role == "responder" else path[0]
+        cid = str(body.get("command_id") or request.headers.get("Idempotency-Key")
+                  or f"web-{uuid.uuid4().hex}")
+        data = {"command_id": cid, "incident_id": inc["incident_id"], "action": action,
+                "actor": who.name, "scope": scope, "at": iso_ms(ctx.clock())}
+        for k in ("reason", "assignee"):
+            if body.get(k) is not None:
+                data[k] = body[k]
+        try:
+            validator("command.json")(data)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise _Problem(400, f"command: {exc.message}")
+        ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
+                        source=f"gridwatch/web/{who.name}")
+        await ctx.producer.send_and_wait(s.topic("commands.v1"), orjson.dumps(ev),
+                                         key=inc["incident_id"].encode())
+        return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
+
+    @_handled
+    async def grids(request: web.Request) -> web.Response:
+        try:
+            zoom = int(request.query.get("zoom", "12"))
+        except ValueError:
+            raise _Problem(400, "zoom must be an integer 0..20")
+        if not 0 <= zoom <= 20:
+            raise _Problem(400, "zoom must be an integer 0..20")
+        return web.Response(body=ctx.shapes.geojson(zoom, _principal(request)),
+                            content_type="application/geo+json")
+
+    async def grid_status(request: web.Request) -> web.Response:
+        return ok(board.worst_by_grid(_principal(request)))
+
+    @_handled
+    async def kpis(request: web.Request) -> web.Response:
+        who = _principal(request)
+        unit = request.query.get("unit")
+        rows = {u: k for u, k in board.kpis.items()
+                if who.may_see(ctx.shapes.path_of(u)) and (unit is None or u == unit)}
+        if unit and not rows and not who.may_see(ctx.shapes.path_of(unit)):
+            raise _Problem(403, f"unit {unit[:64]} is outside your grid subtree")
+        return ok({"kpis": rows})
+
+    async def reports(request: web.Request) -> web.Response:
+        who = _principal(request)
+        return ok({"reports": [r for r in reversed(board.reports) if who.may_see(r["path"])][:100]})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        who = _principal(request)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        sub = Subscriber(who)
+        board.subscribers.add(sub)
+        ctx.metrics.stream_clients.inc()
+        try:
+            await resp.write(b"event: hello\ndata: " + orjson.dumps({"name": who.name, "role": who.role})
+                             + b"\n\n")
+            while not sub.dropped:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), 15)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if item is None:  # the server is shutting down
+                    break
+                name, data = item
+                await resp.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            board.subscribers.discard(sub)
+            ctx.metrics.stream_clients.dec()
+        return resp
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, ctype = await ctx.metrics.render(board, ctx)
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def openapi(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
+
+    r = app.router
+    r.add_get("/healthz", healthz, name="healthz")
+    r.add_get("/readyz", readyz, name="readyz")
+    r.add_get("/metrics", metrics, name="metrics")
+    r.add_get("/api/v1/me", me, name="me")
+    r.add_post("/api/v1/reports", post_report, name="post_report")
+    r.add_get("/api/v1/reports", reports, name="reports")
+    r.add_get("/api/v1/incidents", incidents, name="incidents")
+    r.add_get("/api/v1/incidents/{incident_id}", incident, name="incident")
+    r.add_post("/api/v1/incidents/{incident_id}/commands", command, name="command")
+    r.add_get("/api/v1/grids", grids, name="grids")
+    r.add_get("/api/v1/grid-status", grid_status, name="grid_status")
+    r.add_get("/api/v1/kpis", kpis, name="kpis")
+    r.add_get("/api/v1/stream", stream, name="stream")
+    r.add_get("/api/openapi.yaml", openapi, name="openapi")
+    r.add_get("/", index, name="index")
+    r.add_static("/static/", STATIC, name="static")
+
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_close_streams)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    ctx: WebContext = app["ctx"]
+    if ctx.producer is None:
+        ctx.tasks.append(asyncio.create_task(_connect(ctx)))
+    names = {short: ctx.settings.topic(short) for short in FOLLOWED}
+    ctx.follower = BoardFollower(ctx.board, names, _kafka(ctx.settings), ctx.metrics.stream_latency.observe)
+    ctx.tasks.append(asyncio.create_task(_follow(ctx)))
+    ctx.tasks.append(asyncio.create_task(_check_topics(ctx)))
+
+
+async def _close_streams(app: web.Application) -> None:
+    for sub in list(app["ctx"].board.subscribers):
+        sub.dropped = True
+        with contextlib.suppress(asyncio.QueueFull):
+            sub.queue.put_nowait(None)
+
+
+async def _stop(app: web.Application) -> None:
+    ctx: WebContext = app["ctx"]
+    for t in ctx.tasks:
+        t.cancel()
+    for t in ctx.tasks:
+        with contextlib.suppress(BaseException):
+            await t
+    if ctx.producer is not None:
+        await ctx.producer.stop()
+
+
+def _kafka(settings: Settings) -> dict:
+    from pipeline.settings import aiokafka_config
+
+    return aiokafka_config(settings)
+
+
+async def _connect(ctx: WebContext) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    while True:
+        producer = AIOKafkaProducer(**_kafka(ctx.settings), acks="all", linger_ms=2)
+        try:
+            await producer.start()
+            ctx.producer = producer
+            return
+        except Exception as exc:
+            log.warning("web_broker_unreachable", error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            await asyncio.sleep(2)
+
+
+async def _follow(ctx: WebContext) -> None:
+    while True:
+        await ctx.follower.run()  # type: ignore[union-attr]
+        log.warning("web_board_follower_stopped", error=ctx.follower.error)  # type: ignore[union-attr]
+        await asyncio.sleep(2)
+
+
+async def _check_topics(ctx: WebContext) -> None:
+    from topics.admin import describe
+
+    while True:
+        try:
+            states = await asyncio.to_thread(describe, ctx.settings)
+            ctx.topics_ok = all(st.ok for st in states)
+        except Exception:
+            ctx.topics_ok = False
+        await asyncio.sleep(30)
+
+
+def context_from(settings: Settings, tokens: TokenBook, clock: Callable[[], int] | None = None) -> WebContext:
+    """The web context for these settings (atlas for the grid shapes, intake rate)."""
+    from geo.layers import load_atlas
+
+    shapes = GridShapes(load_atlas(settings.atlas)) if settings.atlas else GridShapes(None)
+    board = Board()
+    return WebContext(settings, tokens, board, shapes, Metrics(), TokenBucket(settings.intake_rate,
+                      settings.intake_burst), clock or _board_or_wall(board, settings))
+
+
+def _board_or_wall(board: Board, settings: Settings) -> Callable[[], int]:
+    """The API's clock: the wall clock, or (``GRIDWATCH_WEB_CLOCK=event``, for simulations and
+    replays) the newest event time on the board, so commands fall in the simulated day."""
+    if settings.web_clock == "wall":
+        return wall_clock
+
+    def newest() -> int:
+        times = [e.get("at") for e in list(board.escalations)[-50:] if e.get("at")]
+        if not times:
+            return wall_clock()
+        return int(parse_time(max(times), "at").timestamp() * 1000)
+    return newest
+
+
+def run_web(settings: Settings, tokens: TokenBook) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    web.run_app(build_app(context_from(settings, tokens)), host=settings.web_host,
+                port=settings.web_port, print=None, access_log=None, handle_signals=True,
+                shutdown_timeout=5)
