@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install browser demo test lint unit integration e2e bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,10 +20,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the dashboard's browser test drives Debian's chromium (and a CJK font for the screenshots)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	    chromium fonts-wqy-zenhei >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/gridwatch demo $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -33,6 +42,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: $(STAMP) browser
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/gridwatch bench geo --json

@@ -56,5 +56,5 @@ def token_new(name: str, role: str, scope: str | None) -> None:
             if isinstance(exc, ValidationError) else str(exc)
         raise click.BadParameter(msg)
     click.echo(f"# token for {name} (shown once): {tok}", err=True)
-    line = f"  - {{name: {entry.name}, role: {entry.role}, sha256: {entry.sha256}"
+    line = f"  - {{name: {entry.name}, role: {entry.role}, sha256: '{entry.sha256}'"
     click.echo(line + (f", scope: '{entry.scope}'}}" if entry.scope else "}"))

@@ -196,6 +196,41 @@ def _publish(settings: Settings, sim: Simulator, state: DemoState, rate: float,
     producer.close()
 
 
+def demo_tokens(workdir: Path) -> tuple[str, str]:
+    """A fresh command-center token for the demo's dashboard; (token, tokens file)."""
+    from pipeline.web.auth import hash_token, new_token
+
+    token = new_token()
+    path = workdir / "tokens.yaml"
+    path.write_text("tokens:\n  - {name: demo-center, role: command_center, "
+                    f"sha256: '{hash_token(token)}'}}\n")
+    return token, str(path)
+
+
+def _web_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 6066))
+            return 6066
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+def start_web(env: dict, workdir: Path) -> tuple[subprocess.Popen, str, str]:
+    """`gridwatch web` for the demo: (process, dashboard URL, token)."""
+    token, tokens_file = demo_tokens(workdir)
+    port = _web_port()
+    web_env = dict(env, GRIDWATCH_TOKENS=tokens_file, GRIDWATCH_WEB_PORT=str(port),
+                   GRIDWATCH_WEB_CLOCK="event")  # commands fall in the simulated day
+    log = open(workdir / "web.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "web"], env=web_env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}/", token
+
+
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns the summary (printed by the CLI)."""
     t0 = time.monotonic()
@@ -219,6 +254,15 @@ def run_demo(opts: DemoOptions) -> dict:
                                             env=env_i, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True))
         print(f"started {opts.workers} worker(s); logs in {workdir}/worker-*.log", flush=True)
+        web, url, token = start_web(env, workdir)
+        workers.append(web)
+        print(f"dashboard: {url}  token: {token}  (command center; log {workdir}/web.log)", flush=True)
+        from ops.logio import ArchiveSink
+
+        archive = ArchiveSink(settings, str(workdir / "archive"), flush_s=5.0)
+        archiver = threading.Thread(target=archive.run, daemon=True)
+        archiver.start()
+        print(f"archive: {workdir}/archive (gridwatch archive ls --dir {workdir}/archive)", flush=True)
         sim = Simulator(load_atlas(atlas_path), seed=opts.seed)
         state = DemoState()
         until = (t0 + opts.duration - 10.0) if opts.duration else None
@@ -248,6 +292,8 @@ def run_demo(opts: DemoOptions) -> dict:
             state.stop.set()
             publisher.join(5)
             watcher.join(5)
+            archive.stop.set()
+            archiver.join(15)
             for w in workers:
                 try:
                     os.killpg(w.pid, signal.SIGTERM)
@@ -274,6 +320,8 @@ def run_demo(opts: DemoOptions) -> dict:
         "first_output_after_s": round(state.first_output_s, 1) if state.first_output_s else None,
         "elapsed_s": round(time.monotonic() - t0, 1),
         "workers": opts.workers,
+        "dashboard": url,
+        "archived_records": archive.records,
         "interrupted": interrupted,
     }
     summary["all_accounted_for"] = (summary["located"] + summary["unlocated"] + summary["dlq"]

@@ -42,6 +42,7 @@ ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
     "stream": ALL_READERS, "metrics": ("admin", "command_center"),
 }
 log = get_logger(component="web")
+CTX: web.AppKey[WebContext] = web.AppKey("gridwatch", object)  # type: ignore[arg-type]
 
 
 def problem(status: int, reason: str, **extra: Any) -> web.Response:
@@ -159,7 +160,7 @@ def _handled(fn: Handler) -> Handler:
 def build_app(ctx: WebContext) -> web.Application:
     """The aiohttp application over a context (tests build the context themselves)."""
     app = web.Application(middlewares=[_auth_middleware(ctx)], client_max_size=MAX_BODY * 4)
-    app["ctx"] = ctx
+    app[CTX] = ctx
     board, s = ctx.board, ctx.settings
     report_check = validator("report.json")
 
@@ -359,7 +360,7 @@ def build_app(ctx: WebContext) -> web.Application:
 
 
 async def _start(app: web.Application) -> None:
-    ctx: WebContext = app["ctx"]
+    ctx: WebContext = app[CTX]
     if ctx.producer is None:
         ctx.tasks.append(asyncio.create_task(_connect(ctx)))
     names = {short: ctx.settings.topic(short) for short in FOLLOWED}
@@ -369,14 +370,14 @@ async def _start(app: web.Application) -> None:
 
 
 async def _close_streams(app: web.Application) -> None:
-    for sub in list(app["ctx"].board.subscribers):
+    for sub in list(app[CTX].board.subscribers):
         sub.dropped = True
         with contextlib.suppress(asyncio.QueueFull):
             sub.queue.put_nowait(None)
 
 
 async def _stop(app: web.Application) -> None:
-    ctx: WebContext = app["ctx"]
+    ctx: WebContext = app[CTX]
     for t in ctx.tasks:
         t.cancel()
     for t in ctx.tasks:

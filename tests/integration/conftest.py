@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,28 +18,11 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from geo.layers import write_atlas
-from pipeline.broker import EmbeddedBroker
 from pipeline.settings import Settings
-from tests.unit.geo.layers_fixtures import two_by_two
 from topics.admin import create
 
 REPO = Path(__file__).resolve().parents[2]
 _prefixes = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    with EmbeddedBroker(log_path=str(log)) as b:
-        yield b
-
-
-@pytest.fixture(scope="session")
-def atlas_file(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("atlas") / "two_by_two.geojson"
-    write_atlas(two_by_two(), str(path))
-    return str(path)
 
 
 @dataclass

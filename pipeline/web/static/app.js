@@ -42,6 +42,7 @@ function applyLang() {
   document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n); });
   document.querySelectorAll("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder); });
   $("#lang").textContent = S.lang === "zh" ? "EN" : "中文";
+  $("#live").textContent = t($("#live").className === "on" ? "live" : "offline");
   renderIncidents();
   renderLegend();
 }

@@ -1,0 +1,139 @@
+"""Tokens, the intake rate limit, the board and the grid shapes, without a server or broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+import shapely
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.web.auth import Principal, TokenBook, TokenEntry, hash_token, new_token
+from pipeline.web.board import Board, Subscriber
+from pipeline.web.grids import GridShapes
+from pipeline.web.server import OPENAPI, TokenBucket, build_app, context_from
+from tests.unit.geo.layers_fixtures import two_by_two
+
+
+def test_tokens_are_looked_up_by_hash_only(tmp_path):
+    tok = new_token()
+    assert len(tok) > 40 and new_token() != tok
+    f = tmp_path / "t.yaml"
+    f.write_text(f"tokens:\n  - {{name: duty-g1, role: responder, scope: g1, sha256: {hash_token(tok)}}}\n")
+    book = TokenBook.load(f)
+    assert tok not in f.read_text()
+    assert book.lookup(f"Bearer {tok}") == Principal("duty-g1", "responder", "g1")
+    for bad in (None, "", tok, f"Basic {tok}", "Bearer ", "Bearer wrong", "Bearer " + "x" * 10_000):
+        assert book.lookup(bad) is None
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("tokens:\n  - {name: a, role: responder, sha256: " + "a" * 64 + "}\n", "needs a scope"),
+    ("tokens:\n  - {name: a, role: root, sha256: " + "a" * 64 + "}\n", "role"),
+    ("tokens:\n  - {name: a, role: admin, sha256: secret}\n", "sha256"),
+    ("tokens:\n  - {name: a, role: admin, sha256: " + "a" * 64 + "}\n  - {name: a, role: admin, sha256: "
+     + "b" * 64 + "}\n", "unique"),
+    ("tokens: [", "not valid YAML"),
+    ("- a\n", "mapping"),
+])
+def test_bad_token_files_are_readable_errors(tmp_path, body, needle):
+    f = tmp_path / "t.yaml"
+    f.write_text(body)
+    with pytest.raises(ConfigError, match=needle):
+        TokenBook.load(f)
+    with pytest.raises(ConfigError, match="no such"):
+        TokenBook.load(tmp_path / "missing.yaml")
+
+
+def test_scopes():
+    center, duty, other = Principal("c", "command_center", None), Principal("d", "responder", "M"), \
+        Principal("i", "ingest", None)
+    path = ["C", "T", "M", "g1"]
+    assert center.may_see(path) and duty.may_see(path) and not duty.may_see(["C", "T", "N", "g9"])
+    assert not other.may_see(path)
+
+
+def test_intake_bucket_with_an_injected_clock():
+    now = [0.0]
+    b = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [b.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert b.take("a") == pytest.approx(0.5)
+    assert b.take("b") == 0.0  # per principal
+    now[0] = 0.5
+    assert b.take("a") == 0.0 and b.take("a") > 0
+
+
+def _inc(grid: str, state: str = "dispatched", sev: str = "high",
+         opened: str = "2026-07-01T12:00:00Z") -> bytes:
+    data = {"incident_id": f"{grid}~x~1", "grid_id": grid, "path": ["C", "T", "M", grid], "state": state,
+            "severity": sev, "level": "grid_worker", "kind": "inactivity", "opened_at": opened}
+    return orjson.dumps({"id": "i", "data": data})
+
+
+def test_board_keeps_state_filters_by_scope_and_survives_hostile_records():
+    b = Board()
+    for v in (b"{not json", b"[]", b'{"data": 5}', b'{"data": {}}', None):
+        assert b.apply("incidents.v1", v) == []
+    assert b.bad_records == 4
+    b.apply("incidents.v1", _inc("g1"))
+    b.apply("incidents.v1", _inc("g4", sev="critical", opened="2026-07-02T00:00:00Z"))
+    b.apply("incidents.v1", _inc("g2", state="closed"))
+    center, duty = Principal("c", "command_center", None), Principal("d", "responder", "g1")
+    assert [i["grid_id"] for i in b.incidents_for(center)] == ["g4", "g1", "g2"]
+    assert [i["grid_id"] for i in b.incidents_for(center, status="open")] == ["g4", "g1"]
+    assert [i["grid_id"] for i in b.incidents_for(duty)] == ["g1"]
+    assert [i["grid_id"] for i in b.incidents_for(center, since="2026-07-01T18:00:00.000Z")] == ["g4"]
+    worst = b.worst_by_grid(center)
+    assert set(worst) == {"g1", "g4"} and worst["g4"]["severity"] == "critical"
+    ping = orjson.dumps({"data": {"source_type": "ping", "input": {}}})
+    report = orjson.dumps({"data": {"source_type": "report", "grid_id": "g1", "path": ["C", "T", "M", "g1"],
+                                    "input": {"report_id": "R1", "text": "<b>x</b>"}}}).replace(b", ", b",")
+    assert b.apply("located.v1", ping) == [] and b.records["located.v1"] == 1
+    (ev,) = b.apply("located.v1", report.replace(b'"source_type": "report"', b'"source_type":"report"'))
+    assert ev[0] == "report" and ev[1]["text"] == "<b>x</b>"
+
+
+def test_live_stream_fan_out_is_scoped_and_cuts_slow_clients():
+    async def run() -> None:
+        b = Board()
+        center = Subscriber(Principal("c", "command_center", None))
+        duty = Subscriber(Principal("d", "responder", "g1"))
+        b.subscribers |= {center, duty}
+        b.publish([("escalation", {"n": 1}, ["C", "T", "M", "g4"]),
+                   ("escalation", {"n": 2}, ["C", "T", "M", "g1"])])
+        assert center.queue.qsize() == 2 and duty.queue.qsize() == 1
+        for i in range(1200):
+            b.publish([("kpi", {"i": i}, ["M"])])
+        assert center.dropped and center not in b.subscribers
+    asyncio.run(run())
+
+
+def test_grid_shapes_are_simplified_per_zoom_and_scoped():
+    atlas = two_by_two()
+    wiggly = shapely.Polygon([(x / 100, 0.002 * (x % 2)) for x in range(101)] + [(1, 1), (0, 1)])
+    atlas.governance.loc[atlas.governance["id"] == "g1", "geometry"] = wiggly
+    shapes = GridShapes(atlas)
+    assert shapes.path_of("g1") == ("C", "T", "M", "g1") and shapes.path_of("nowhere") == ("nowhere",)
+    everyone = Principal("a", "admin", None)
+    coarse = orjson.loads(shapes.geojson(2, everyone))
+    fine = orjson.loads(shapes.geojson(18, everyone))
+    n = {z: len(next(f for f in fc["features"] if f["id"] == "g1")["geometry"]["coordinates"][0])
+         for z, fc in ((2, coarse), (18, fine))}
+    assert len(coarse["features"]) == 4 and n[2] < n[18]
+    scoped = orjson.loads(shapes.geojson(10, Principal("d", "responder", "g3")))
+    assert [f["id"] for f in scoped["features"]] == ["g3"]
+
+
+def test_every_route_is_in_the_openapi_file_and_needs_a_token_but_health(tmp_path):
+    from pipeline.settings import Settings
+
+    app = build_app(context_from(Settings.from_env({}), TokenBook([])))
+    doc = yaml.safe_load(OPENAPI.read_text())
+    routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    api = {r for r in routes if r.startswith(("/api/v1", "/metrics", "/healthz", "/readyz"))}
+    assert api <= set(doc["paths"]), api - set(doc["paths"])
+    public = {p for p, item in doc["paths"].items() for op in item.values() if op.get("security") == []}
+    assert public == {"/healthz", "/readyz"}
+    assert TokenEntry(name="x", sha256="a" * 64, role="admin").scope is None
