@@ -22,6 +22,9 @@ def test_services_and_dependencies():
             assert cond["condition"] in ("service_started", "service_healthy",
                                          "service_completed_successfully")
     assert services["worker"]["deploy"]["replicas"] == 2
+    assert services["web"]["command"] == ["web"] and "6066:6066" in services["web"]["ports"]
+    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["archiver"]["command"][:2] == ["archive", "run"]
     assert "healthcheck" in services["kafka"] and "healthcheck" in services["worker"]
 
 
