@@ -52,7 +52,8 @@ def token_new(name: str, role: str, scope: str | None) -> None:
     except ValueError as exc:
         from pydantic import ValidationError
 
-        msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) \
+        msg = "; ".join(".".join(str(x) for x in e["loc"]) + ": " * bool(e["loc"])
+                        + e["msg"].removeprefix("Value error, ") for e in exc.errors()) \
             if isinstance(exc, ValidationError) else str(exc)
         raise click.BadParameter(msg)
     click.echo(f"# token for {name} (shown once): {tok}", err=True)

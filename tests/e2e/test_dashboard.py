@@ -58,15 +58,7 @@ def test_dashboard_live_incident_acknowledge_and_literal_text(broker, atlas_file
     web = start_web(p, tmp_path, port)
     api = Api(port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if api.call("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()[-2000:]
-            time.sleep(0.3)
+        api.wait_ready(tmp_path / "web.log")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -51,6 +52,18 @@ def incident(grid: str, state: str = "dispatched", sev: str = "high") -> dict:
 class Api:
     def __init__(self, port: int) -> None:
         self.port = port
+
+    def wait_ready(self, log: Path, timeout_s: float = 60) -> None:
+        """Until /readyz says 200 (the server's log in the failure message)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.call("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.3)
 
     def call(self, method: str, path: str, who: str | None = None, body: object = None,
              raw: bytes | None = None, headers: dict | None = None) -> tuple[int, dict | str, dict]:
@@ -130,15 +143,7 @@ def server(broker, atlas_file, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "web"], env=env, cwd=REPO, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     api = Api(port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if api.call("GET", "/readyz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()[-2000:]
-        time.sleep(0.3)
+    api.wait_ready(tmp_path / "web.log")
     yield api, s, prod
     prod.close()
     proc.terminate()

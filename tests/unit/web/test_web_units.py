@@ -137,3 +137,33 @@ def test_every_route_is_in_the_openapi_file_and_needs_a_token_but_health(tmp_pat
     public = {p for p, item in doc["paths"].items() for op in item.values() if op.get("security") == []}
     assert public == {"/healthz", "/readyz"}
     assert TokenEntry(name="x", sha256="a" * 64, role="admin").scope is None
+
+
+@pytest.mark.parametrize("args, env, needle", [
+    (["web"], {}, "GRIDWATCH_TOKENS is not set"),
+    (["web", "--tokens", "/nonexistent/tokens.yaml"], {}, "no such tokens file"),
+    (["web", "--port", "0"], {}, "0"),
+    (["token", "new", "--name", "bad name!", "--role", "admin"], {}, "name"),
+    (["token", "new", "--name", "x", "--role", "root"], {}, "root"),
+])
+def test_web_cli_refuses_bad_input_readably(args, env, needle):
+    from click.testing import CliRunner
+
+    from ops.cli import main
+
+    r = CliRunner().invoke(main, args, env={"GRIDWATCH_TOKENS": "", **env})
+    assert r.exit_code != 0 and needle in r.output and "Traceback" not in r.output, r.output
+
+
+def test_token_new_prints_a_line_the_tokens_file_accepts(tmp_path):
+    from click.testing import CliRunner
+
+    from ops.cli import main
+
+    r = CliRunner().invoke(main, ["token", "new", "--name", "duty-g1", "--role", "responder",
+                                  "--scope", "g1"])
+    assert r.exit_code == 0
+    token = r.stderr.split("(shown once): ")[1].strip()
+    (tmp_path / "t.yaml").write_text("tokens:\n" + r.stdout)
+    book = TokenBook.load(tmp_path / "t.yaml")
+    assert book.lookup(f"Bearer {token}") == Principal("duty-g1", "responder", "g1")
