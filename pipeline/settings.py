@@ -91,6 +91,7 @@ class Settings:
     tokens_file: str | None = None
     intake_rate: float = 10.0  # reports a second per token, after a burst of intake_burst
     intake_burst: int = 20
+    web_backlog: int = 50_000  # records per partition of escalations/located/DLQ the board reads at start
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -151,6 +152,7 @@ class Settings:
             tokens_file=env.get("GRIDWATCH_TOKENS") or None,
             intake_rate=_number(env, "GRIDWATCH_INTAKE_RATE", cls.intake_rate, 0.01, 100_000, float),
             intake_burst=_number(env, "GRIDWATCH_INTAKE_BURST", cls.intake_burst, 1, 100_000),
+            web_backlog=_number(env, "GRIDWATCH_WEB_BACKLOG", cls.web_backlog, 0, 100_000_000),
             security_protocol=proto,
             sasl_mechanism=env.get("GRIDWATCH_SASL_MECHANISM") or None,
             sasl_username=env.get("GRIDWATCH_SASL_USERNAME") or None,

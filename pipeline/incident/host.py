@@ -5,6 +5,8 @@ every incident lives on the partition of its grid; commands are routed there too
 incident id starts with the grid id). Grouping: a firing alert whose dedup key (kind and
 subject, device, zone or cluster) has an open incident joins it instead of opening another;
 a resolved alert is recorded on its incident (people close incidents, not sensors).
+Memory: an ended incident (closed, cancelled, merged) is dropped `Policy.retain_ended_days` of
+event time after it ended; a later command for it is rejected as ``unknown_incident``.
 Inhibition: while a zone has an open landslide incident at or above the policy's
 ``inhibit_min_level``, stale-sensor and device alerts inside that zone are recorded, not opened.
 """
@@ -61,12 +63,15 @@ class Changes:
 
 
 class IncidentPartition:
-    def __init__(self, lateness_ms: int) -> None:
+    def __init__(self, lateness_ms: int, retain_ended_ms: int = 30 * 86_400_000) -> None:
         self.watermark = Watermark(lateness_ms)
+        self.retain_ended_ms = retain_ended_ms
         self.incidents: dict[str, Incident] = {}
         self.open_by_key: dict[str, str] = {}
         self.loud_zones: dict[str, str] = {}  # zone -> landslide level of its open incident
         self._timers: list[tuple[int, str]] = []
+        self.ended_at: dict[str, int] = {}  # ended incident -> when it ended
+        self._forget: list[tuple[int, str]] = []  # (when to drop it, incident id)
 
     def schedule(self, inc: Incident) -> None:
         due = next_due(inc)
@@ -82,6 +87,20 @@ class IncidentPartition:
                 continue  # stale entry
             out.add(inc, step_time(inc, now))
             self.schedule(inc)
+        while self._forget and self._forget[0][0] <= now:
+            due, iid = heapq.heappop(self._forget)
+            inc = self.incidents.get(iid)
+            still = self.ended_at.get(iid) == due - self.retain_ended_ms  # not reopened or touched since
+            if inc is not None and inc.status in ENDED and still:
+                del self.incidents[iid], self.ended_at[iid]
+
+    def ended(self, inc: Incident, at_ms: int) -> None:
+        """`inc` ended at `at_ms`: forget it once the retention has passed (reopening resets)."""
+        if inc.status in ENDED:
+            self.ended_at[inc.incident_id] = at_ms
+            heapq.heappush(self._forget, (at_ms + self.retain_ended_ms, inc.incident_id))
+        else:
+            self.ended_at.pop(inc.incident_id, None)
 
 
 class IncidentHost:
@@ -97,7 +116,8 @@ class IncidentHost:
 
     def partition(self, p: int) -> IncidentPartition:
         if p not in self.partitions:
-            self.partitions[p] = IncidentPartition(self.lateness_ms)
+            self.partitions[p] = IncidentPartition(
+                self.lateness_ms, int(self.policy.retain_ended_days * 86_400_000))
         return self.partitions[p]
 
     def drop(self, p: int) -> None:
@@ -220,6 +240,8 @@ class IncidentHost:
         out.add(inc, events)
         if inc.status in ENDED:
             part.open_by_key.pop(inc.dedup_key, None)
+        if events:
+            part.ended(inc, at)
         if inc.parent_id and events:  # tell the zone incident how its grid is doing
             out.links.append((inc.parent_grid, {"link": "child_state", "incident_id": inc.incident_id,
                                                 "parent_id": inc.parent_id, "state": inc.status,

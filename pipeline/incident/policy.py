@@ -101,6 +101,9 @@ class Policy(_Frozen):
     #: a zone landslide incident at or above this level inhibits device and stale-sensor
     #: incidents inside the zone (they are recorded on nothing: people are already there)
     inhibit_min_level: str = "orange"
+    #: days (of event time) an ended incident (closed, cancelled, merged) stays in the worker's
+    #: memory for late comments and reopening; then only its record on incidents.v1 remains
+    retain_ended_days: float = Field(30, gt=0, le=3650)
 
     @field_validator("inhibit_min_level")
     @classmethod

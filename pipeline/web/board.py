@@ -3,7 +3,10 @@ escalations, kept from the output topics, and the live stream's fan-out.
 
 `Board.apply` is pure (a record in, events to publish out) and tested without Kafka;
 `BoardFollower` reads the topics with aiokafka (no consumer group: every web process has the
-whole picture) and marks the board ready once it has read what was there at start.
+whole picture) and marks the board ready once it has read what was there at start. The
+compacted topics (incidents, KPIs) are read from their beginning; the history topics
+(`HISTORY`: located reports, escalations, DLQ) only from their last ``backlog`` records per
+partition, so a web process starts in seconds whatever the retention.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pipeline.incident.lifecycle import OPEN_STATES
 from pipeline.web.auth import Principal
 
 FOLLOWED = ("incidents.v1", "escalations.v1", "kpis.v1", "located.v1", "dlq.v1")
+HISTORY = frozenset({"escalations.v1", "located.v1", "dlq.v1"})
 LEVEL_RANK = {"grid_worker": 0, "grid_leader": 1, "community": 2, "town": 3, "district": 4, "city": 5}
 SEVERITY_RANK = {"low": 0, "blue": 0, "medium": 1, "yellow": 1, "high": 2, "orange": 2,
                  "critical": 3, "red": 3}
@@ -149,8 +153,9 @@ class BoardFollower:
     """Reads the followed topics into the board; latency of each pushed record is observed."""
 
     def __init__(self, board: Board, topic_names: dict[str, str], kafka_config: dict,
-                 on_latency: Any = None) -> None:
+                 on_latency: Any = None, backlog: int = 50_000) -> None:
         self.board = board
+        self.backlog = backlog  # records per partition of a history topic read at start
         self.names = topic_names  # short -> full
         self.short = {v: k for k, v in topic_names.items()}
         self.kafka_config = kafka_config
@@ -170,6 +175,7 @@ class BoardFollower:
                     tps.append(TopicPartition(full, p))
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
+            await self._seek_history(consumer, [tp for tp in tps if self.short[tp.topic] in HISTORY])
             idle = 0
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -198,3 +204,11 @@ class BoardFollower:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    async def _seek_history(self, consumer: Any, tps: list) -> None:
+        if not tps:
+            return
+        first = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(first[tp], end[tp] - self.backlog))

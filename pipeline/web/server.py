@@ -364,7 +364,8 @@ async def _start(app: web.Application) -> None:
     if ctx.producer is None:
         ctx.tasks.append(asyncio.create_task(_connect(ctx)))
     names = {short: ctx.settings.topic(short) for short in FOLLOWED}
-    ctx.follower = BoardFollower(ctx.board, names, _kafka(ctx.settings), ctx.metrics.stream_latency.observe)
+    ctx.follower = BoardFollower(ctx.board, names, _kafka(ctx.settings), ctx.metrics.stream_latency.observe,
+                                 ctx.settings.web_backlog)
     ctx.tasks.append(asyncio.create_task(_follow(ctx)))
     ctx.tasks.append(asyncio.create_task(_check_topics(ctx)))
 

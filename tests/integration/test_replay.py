@@ -189,8 +189,10 @@ def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
     assert listed["pings.v1"]["records"] == 13 and listed["reports.v1"]["records"] == 11
     assert listed["alerts.v1"]["records"] >= len(live["alerts.v1"])
 
-    for source in (["--from", "archive", "--archive", str(arch)], ["--from", "kafka"]):
-        out = tmp_path / f"out-{source[1]}.jsonl"
+    sources = (["--from", "archive", "--archive", str(arch)], ["--from", "kafka"],
+               ["--from", "archive", "--archive", str(arch), "--reingest"])  # raw inputs through ingest
+    for i, source in enumerate(sources):
+        out = tmp_path / f"out-{i}.jsonl"
         r = cli(p, "replay", *source, "--json", "--out", str(out))
         assert r.returncode == 0, r.stdout + r.stderr
         result = json.loads(r.stdout)

@@ -104,3 +104,38 @@ def test_dedup_keys():
     assert dedup_key(alert("device_offline", subject="s1", evidence={"device_id": "d1"})) == \
         "device_offline:s1"
     assert dedup_key(alert("report_cluster", subject=None, alert_id="rc:1")) == "report_cluster:rc:1"
+
+
+def test_ended_incidents_are_forgotten_after_retention_and_open_ones_never():
+    DAY = 86_400_000
+    h = IncidentHost(policy_from_dict({**POLICY, "retain_ended_days": 2}))
+    closed = next(iter(h.on_alert(0, alert()).incidents.values()))
+    loud = next(iter(h.on_alert(0, alert(subject="s2", at=T0 + MIN)).incidents.values()))
+    for i, action in enumerate(("acknowledge", "resolve", "verify")):
+        h.on_command(0, command(f"c{i}", action, closed.incident_id, T0 + (i + 1) * 10 * MIN))
+    ended = T0 + 30 * MIN
+    part = h.partition(0)
+    h.on_tick(0, ended + 2 * DAY - MIN)  # within retention: a late comment, then reopen, work
+    assert not h.on_command(0, command("c3", "comment", closed.incident_id, ended + DAY)).rejected
+    out = h.on_command(0, command("c4", "reopen", closed.incident_id, ended + 2 * DAY - MIN))
+    assert out.escalations[0].action == "reopen" and closed.status == "dispatched"
+    h.on_tick(0, ended + 5 * DAY)  # reopened: not forgotten, however old
+    assert closed.incident_id in part.incidents
+    h.on_command(0, command("c5", "cancel", closed.incident_id, ended + 5 * DAY, reason="false alarm"))
+    h.on_tick(0, ended + 7 * DAY - MIN)
+    assert closed.incident_id in part.incidents
+    h.on_tick(0, ended + 7 * DAY + 6 * MIN)  # the watermark trails the tick by the lateness
+    assert closed.incident_id not in part.incidents and not part.ended_at
+    late = h.on_command(0, command("c6", "comment", closed.incident_id, ended + 8 * DAY))
+    assert late.rejected[0].code == "unknown_incident"
+    assert loud.incident_id in part.incidents and loud.loud  # never acknowledged: kept, still calling
+
+
+def test_retention_is_validated():
+    import pytest
+
+    from pipeline.errors import ConfigError
+
+    for bad in (0, -1, 100_000, "a month"):
+        with pytest.raises(ConfigError, match="retain_ended_days"):
+            policy_from_dict({**POLICY, "retain_ended_days": bad})

@@ -27,6 +27,8 @@ def test_defaults_and_overrides():
     ({"GRIDWATCH_LOG_LEVEL": "loud"}, "GRIDWATCH_LOG_LEVEL"),
     ({"GRIDWATCH_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL needs"),
     ({"GRIDWATCH_MAX_MESSAGE_BYTES": "99999999999"}, "out of range"),
+    ({"GRIDWATCH_WEB_BACKLOG": "-1"}, "GRIDWATCH_WEB_BACKLOG"),
+    ({"GRIDWATCH_WEB_BACKLOG": "all"}, "not an integer"),
 ])
 def test_bad_config_is_a_readable_error(env, needle):
     with pytest.raises(ConfigError) as exc:
