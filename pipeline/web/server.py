@@ -254,8 +254,9 @@ def build_app(ctx: WebContext) -> web.Application:
         scope = who.scope if who.role == "responder" else path[0]
         cid = str(body.get("command_id") or request.headers.get("Idempotency-Key")
                   or f"web-{uuid.uuid4().hex}")
+        now = ctx.clock()  # the record is stamped with it too: a replay orders the log by it
         data = {"command_id": cid, "incident_id": inc["incident_id"], "action": action,
-                "actor": who.name, "scope": scope, "at": iso_ms(ctx.clock())}
+                "actor": who.name, "scope": scope, "at": iso_ms(now)}
         for k in ("reason", "assignee"):
             if body.get(k) is not None:
                 data[k] = body[k]
@@ -266,7 +267,7 @@ def build_app(ctx: WebContext) -> web.Application:
         ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
                         source=f"gridwatch/web/{who.name}")
         await ctx.producer.send_and_wait(s.topic("commands.v1"), orjson.dumps(ev),
-                                         key=inc["incident_id"].encode())
+                                         key=inc["incident_id"].encode(), timestamp_ms=now)
         return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
 
     @_handled

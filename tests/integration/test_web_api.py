@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.envelope import make_event
+from pipeline.envelope import iso_ms, make_event
 from pipeline.settings import Settings
 from pipeline.web.auth import hash_token
 from tests.integration.conftest import REPO
@@ -179,10 +179,12 @@ def test_roles_and_scopes(server):
     assert status == 409 and "closed" in body["error"]
     c = KafkaConsumer(s.topic("commands.v1"), bootstrap_servers=s.broker, auto_offset_reset="earliest",
                       consumer_timeout_ms=2000)
-    (cmd,) = [orjson.loads(m.value)["data"] for m in c]
+    (msg,) = list(c)
     c.close()
+    cmd = orjson.loads(msg.value)["data"]
     assert (cmd["command_id"], cmd["actor"], cmd["scope"], cmd["action"]) == \
         ("ack-1", "duty-g1", "g1", "acknowledge")
+    assert iso_ms(msg.timestamp) == cmd["at"]  # stamped with its own time: a replay orders by it
     # grids and KPIs follow the scope too
     assert len(api.call("GET", "/api/v1/grids?zoom=10", "admin")[1]["features"]) == 4
     assert [f["id"] for f in api.call("GET", "/api/v1/grids?zoom=10", "duty-g1")[1]["features"]] == ["g1"]
