@@ -161,7 +161,7 @@ class IncidentHost:
             iid = f"{alert['grid_id']}~{key}~{at}"
             inc, events = open_incident(iid, key, alert["kind"], alert["severity"], alert["grid_id"],
                                         tuple(alert.get("path") or (alert["grid_id"],)),
-                                        alert["alert_id"], rule, at)
+                                        alert["alert_id"], rule, at, category)
             part.incidents[iid] = inc
             part.open_by_key[key] = iid
             out.add(inc, events)
@@ -185,6 +185,7 @@ class IncidentHost:
                 "link": "open_child", "incident_id": child_id, "parent_id": parent.incident_id,
                 "parent_grid": parent.grid_id, "dedup_key": f"{parent.dedup_key}@{g['grid_id']}",
                 "kind": parent.kind, "severity": parent.severity, "grid_id": g["grid_id"],
+                "category": parent.category,
                 "path": list(g["path"]), "rule": parent.rule.model_dump(), "at": iso_ms(at),
                 "to_check": {"households": g.get("households"), "subjects": g.get("subjects", []),
                              "share": g.get("share")}}))
@@ -201,7 +202,7 @@ class IncidentHost:
             rule = Rule.model_validate(link["rule"])
             inc, events = open_incident(link["incident_id"], link["dedup_key"], link["kind"],
                                         link["severity"], link["grid_id"], tuple(link["path"]),
-                                        link["parent_id"], rule, at)
+                                        link["parent_id"], rule, at, link.get("category"))
             inc.parent_id, inc.to_check = link["parent_id"], link.get("to_check")
             inc.parent_grid = link["parent_grid"]
             part.incidents[inc.incident_id] = inc

@@ -87,6 +87,7 @@ class Incident:
     children: dict[str, str] | None = None  # child id -> its state (a zone incident)
     to_check: dict | None = None  # a child's households and people under care to check
     parent_grid: str | None = None  # where the parent lives (its partition)
+    category: str | None = None  # a report cluster's category (safety_hazard, ...)
 
     def _event(self, action: str, at: int, actor: str | None = None, reason: str | None = None,
                parallel: tuple[str, ...] = ()) -> Escalation:
@@ -97,10 +98,10 @@ class Incident:
 
 def open_incident(incident_id: str, dedup_key: str, kind: str, severity: str, grid_id: str,
                   path: tuple[str, ...], alert_id: str, rule: Rule,
-                  at_ms: int) -> tuple[Incident, list[Escalation]]:
+                  at_ms: int, category: str | None = None) -> tuple[Incident, list[Escalation]]:
     """A new incident from its first alert: opened and dispatched to the start level at once."""
     inc = Incident(incident_id, dedup_key, kind, severity, grid_id, path, rule, at_ms,
-                   level=rule.start, alert_ids=[alert_id])
+                   level=rule.start, alert_ids=[alert_id], category=category)
     ack = rule.ack_limit(rule.start)
     inc.ack_due_ms = deadline(at_ms, ack.amount, ack.unit).at_ms
     inc.resolve_due_ms = deadline(at_ms, rule.resolve.amount, rule.resolve.unit).at_ms

@@ -32,7 +32,8 @@ def escalation_record(ev: Escalation, inc: Incident | None = None) -> tuple[byte
 def incident_record(inc: Incident) -> tuple[bytes, bytes]:
     data = {"incident_id": inc.incident_id, "dedup_key": inc.dedup_key, "kind": inc.kind,
             "severity": inc.severity, "grid_id": inc.grid_id, "path": list(inc.path),
-            "state": inc.status, "level": inc.level, "unit": responsible(inc.path, inc.level),
+            "category": inc.category, "state": inc.status, "level": inc.level,
+            "unit": responsible(inc.path, inc.level),
             "rule": inc.rule.name, "opened_at": iso_ms(inc.opened_ms),
             "acknowledged_at": _iso(inc.acked_ms), "resolved_at": _iso(inc.resolved_ms),
             "closed_at": _iso(inc.closed_ms),

@@ -93,9 +93,12 @@ class Board:
     # -- queries -------------------------------------------------------------------------
     def incidents_for(self, who: Principal, unit: str | None = None, status: str | None = None,
                       level: str | None = None, kind: str | None = None, since: str | None = None,
-                      until: str | None = None, limit: int = 200) -> list[dict]:
+                      until: str | None = None, limit: int = 200, category: str | None = None,
+                      severity: str | None = None) -> list[dict]:
         """Incidents the principal may see, newest first, filtered."""
         out = []
+        exact = {k: v for k, v in (("level", level), ("kind", kind), ("category", category),
+                                   ("severity", severity)) if v}
         for inc in self.incidents.values():
             path = inc.get("path") or []
             if not who.may_see(path) or (unit and unit not in path):
@@ -104,7 +107,7 @@ class Board:
                 continue
             if status and status != "open" and inc.get("state") != status:
                 continue
-            if (level and inc.get("level") != level) or (kind and inc.get("kind") != kind):
+            if any(inc.get(k) != v for k, v in exact.items()):
                 continue
             opened = inc.get("opened_at") or ""
             if (since and opened < since) or (until and opened > until):

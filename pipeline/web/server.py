@@ -208,7 +208,8 @@ def build_app(ctx: WebContext) -> web.Application:
 
     def _filters(request: web.Request) -> dict:
         q = request.query
-        out: dict[str, Any] = {k: q.get(k) for k in ("unit", "status", "level", "kind")}
+        out: dict[str, Any] = {k: q.get(k) for k in ("unit", "status", "level", "kind", "category",
+                                                      "severity")}
         for k in ("since", "until"):
             if q.get(k):
                 try:

@@ -80,7 +80,7 @@ function renderIncidents() {
     const tr = el("tr", null, "sev-" + inc.severity);
     tr.dataset.incident = inc.incident_id;
     const first = el("td");
-    first.append(el("div", inc.grid_id), el("div", inc.kind + " · " + inc.severity, "kind"));
+    first.append(el("div", inc.grid_id), el("div", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · "), "kind"));
     const [sla, cls] = countdown(inc);
     const state = el("td", t(inc.state), "state");
     tr.append(first, state, el("td", t(inc.level)), el("td", sla, cls));

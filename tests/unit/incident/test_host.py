@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import orjson
+
 from pipeline.envelope import iso_ms
 from pipeline.incident.host import IncidentHost, dedup_key
 from pipeline.incident.kpi import deltas, summary, units
@@ -139,3 +141,15 @@ def test_retention_is_validated():
     for bad in (0, -1, 100_000, "a month"):
         with pytest.raises(ConfigError, match="retain_ended_days"):
             policy_from_dict({**POLICY, "retain_ended_days": bad})
+
+
+def test_a_report_cluster_incident_carries_its_category_into_its_record():
+    from pipeline.incident.records import incident_record
+
+    h = IncidentHost(policy_from_dict(POLICY))
+    out = h.on_alert(0, alert(kind="report_cluster", subject=None, severity="medium",
+                              evidence={"category": "safety_hazard"}))
+    (inc,) = out.incidents.values()
+    assert orjson.loads(incident_record(inc)[1])["data"]["category"] == "safety_hazard"
+    (care,) = h.on_alert(0, alert()).incidents.values()
+    assert orjson.loads(incident_record(care)[1])["data"]["category"] is None

@@ -66,9 +66,10 @@ def test_intake_bucket_with_an_injected_clock():
 
 
 def _inc(grid: str, state: str = "dispatched", sev: str = "high",
-         opened: str = "2026-07-01T12:00:00Z") -> bytes:
+         opened: str = "2026-07-01T12:00:00Z", kind: str = "inactivity",
+         category: str | None = None) -> bytes:
     data = {"incident_id": f"{grid}~x~1", "grid_id": grid, "path": ["C", "T", "M", grid], "state": state,
-            "severity": sev, "level": "grid_worker", "kind": "inactivity", "opened_at": opened}
+            "severity": sev, "level": "grid_worker", "kind": kind, "category": category, "opened_at": opened}
     return orjson.dumps({"id": "i", "data": data})
 
 
@@ -79,12 +80,15 @@ def test_board_keeps_state_filters_by_scope_and_survives_hostile_records():
     assert b.bad_records == 4
     b.apply("incidents.v1", _inc("g1"))
     b.apply("incidents.v1", _inc("g4", sev="critical", opened="2026-07-02T00:00:00Z"))
-    b.apply("incidents.v1", _inc("g2", state="closed"))
+    b.apply("incidents.v1", _inc("g2", state="closed", kind="report_cluster", category="safety_hazard"))
     center, duty = Principal("c", "command_center", None), Principal("d", "responder", "g1")
     assert [i["grid_id"] for i in b.incidents_for(center)] == ["g4", "g1", "g2"]
     assert [i["grid_id"] for i in b.incidents_for(center, status="open")] == ["g4", "g1"]
     assert [i["grid_id"] for i in b.incidents_for(duty)] == ["g1"]
     assert [i["grid_id"] for i in b.incidents_for(center, since="2026-07-01T18:00:00.000Z")] == ["g4"]
+    assert [i["grid_id"] for i in b.incidents_for(center, category="safety_hazard")] == ["g2"]
+    assert [i["grid_id"] for i in b.incidents_for(center, kind="inactivity", severity="high")] == ["g1"]
+    assert b.incidents_for(center, category="environment") == []
     worst = b.worst_by_grid(center)
     assert set(worst) == {"g1", "g4"} and worst["g4"]["severity"] == "critical"
     ping = orjson.dumps({"data": {"source_type": "ping", "input": {}}})
