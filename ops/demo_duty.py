@@ -65,6 +65,9 @@ class DutyDesk:
                 if left_alone(iid) or state not in NEXT:
                     continue
                 action, reason = NEXT[state]
+                kids = inc.get("children")
+                if action == "verify" and kids and kids.get("done", 0) < kids.get("total", 0):
+                    continue  # a zone incident closes after its grids' incidents (children_open)
                 digest = hashlib.sha1(iid.encode()).hexdigest()[:24]  # ids allow no "~"
                 cmd = {"action": action, "command_id": f"demo-{action}-{digest}"}
                 if reason:

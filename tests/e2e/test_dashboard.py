@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright) against a real worker and
 `gridwatch web` on the embedded broker: the page loads and draws the grids, a new incident shows
-up live, an acknowledge click changes its state, and a report's `<script>` text is shown as text.
+up live, an acknowledge click changes its state, the incident's timeline takes a comment, and a
+report's `<script>` text is shown as text.
 A screenshot is kept in var/artifacts/dashboard.png."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "var" / "artifacts"
 CENTER, APP = "tok-center-e2e-0123456789", "tok-app-e2e-0123456789"
+COMMENT = "<b>已电话联系</b> family called"
 HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\"> 围墙开裂"
 
 
@@ -94,6 +96,18 @@ def test_dashboard_live_incident_acknowledge_and_literal_text(broker, atlas_file
             row.locator("button.act-acknowledge").click()
             expect(row.locator("td.state")).to_have_text("已签收", timeout=60_000)  # acknowledged
             expect(row.locator("button.act-acknowledge")).to_have_count(0)
+
+            # the incident's detail: its timeline, and a comment (markup in it stays text)
+            row.locator("td").first.click()
+            expect(page.locator("#detail")).to_be_visible()
+            expect(page.locator("#timeline li[data-transition=dispatched]")).to_have_count(1)
+            expect(page.locator("#timeline li[data-transition=acknowledge]")).to_have_count(1)
+            page.fill("#comment-text", COMMENT)
+            page.click("#comment button")
+            said = page.locator("#timeline li[data-transition=comment] .what")
+            expect(said).to_have_count(1, timeout=60_000)  # through commands.v1, the worker, the stream
+            assert said.inner_text() == f"批注: {COMMENT}"
+            assert page.locator("#timeline b").count() == 0
 
             # a report whose text carries markup is shown literally and runs nothing
             report = {"report_id": "R-xss", "reporter_id": "W1", "category": "safety_hazard",

@@ -10,7 +10,12 @@ const T = {
         opened: "受理", acknowledged: "已签收", closed: "已结案", backlog: "积压", breaches: "超时次数",
         mtta_s: "平均签收(秒)", mttr_s: "平均办结(秒)", closure_rate: "办结率",
         dispatched: "已派遣", on_site: "已到场", resolved: "已办结", cancelled: "已撤销", merged: "已合并",
-        grid_worker: "网格员", grid_leader: "网格长", community: "社区", town: "乡镇", district: "区县", city: "市" },
+        grid_worker: "网格员", grid_leader: "网格长", community: "社区", town: "乡镇", district: "区县", city: "市",
+        detail: "事件详情", comment: "批注", comment_hint: "批注内容", escalated: "升级", repeated: "再次呼叫",
+        breach: "超时", unanswered_at_top: "顶层无人签收", arrive: "到场", verify: "核查结案", reopen: "重新派遣",
+        cancel: "撤销", merge: "合并", assign: "指派", alert_added: "新告警", alert_resolved: "告警解除",
+        severity_changed: "级别变化", fanned_out: "分派到网格", child_progress: "网格进展",
+        kind: "类型", grid: "网格", deadline: "时限", assignee: "承办人" },
   en: { title: "Grid governance · command center", offline: "offline", live: "live", sign_in: "Sign in",
         token_hint: "access token", incidents: "Incidents", incident: "Incident", state: "State", level: "Level",
         sla: "SLA", kpis: "KPIs", reports: "Grid-worker reports", pick_unit: "Click a grid for its KPIs",
@@ -19,13 +24,20 @@ const T = {
         closed: "closed", backlog: "backlog", breaches: "breaches", mtta_s: "MTTA (s)", mttr_s: "MTTR (s)",
         closure_rate: "closure rate", dispatched: "dispatched", on_site: "on site", resolved: "resolved",
         cancelled: "cancelled", merged: "merged", grid_worker: "grid worker", grid_leader: "grid leader",
-        community: "community", town: "town", district: "district", city: "city" },
+        community: "community", town: "town", district: "district", city: "city", detail: "Incident detail",
+        comment: "Comment", comment_hint: "comment", escalated: "escalated", repeated: "called again",
+        breach: "deadline missed", unanswered_at_top: "unanswered at the top", arrive: "arrived",
+        verify: "verified and closed", reopen: "reopened", cancel: "cancelled", merge: "merged", assign: "assigned",
+        alert_added: "alert added", alert_resolved: "alert resolved", severity_changed: "severity changed",
+        fanned_out: "fanned out to grids", child_progress: "grid progress", kind: "kind", grid: "grid",
+        deadline: "deadline", assignee: "assignee" },
 };
 const COLORS = { low: "#1e88e5", blue: "#1e88e5", medium: "#f9a825", yellow: "#f9a825", high: "#ef6c00",
                  orange: "#ef6c00", critical: "#c62828", red: "#c62828" };
 const ACTIONS = { acknowledge: ["dispatched"], resolve: ["dispatched", "acknowledged", "on_site"] };
 const S = { lang: sessionStorage.getItem("gw-lang") || "zh", token: sessionStorage.getItem("gw-token") || "",
-            me: null, incidents: new Map(), status: {}, layer: null, map: null, clockSkew: 0, unit: null };
+            me: null, incidents: new Map(), status: {}, layer: null, map: null, clockSkew: 0, unit: null,
+            detail: null };
 
 const t = (k) => (T[S.lang][k] !== undefined ? T[S.lang][k] : k);
 const $ = (sel) => document.querySelector(sel);
@@ -45,6 +57,7 @@ function applyLang() {
   $("#live").textContent = t($("#live").className === "on" ? "live" : "offline");
   renderIncidents();
   renderLegend();
+  if (S.detail) showDetail(S.detail);
 }
 
 function showError(msg) { $("#error").textContent = msg || ""; }
@@ -77,8 +90,9 @@ function renderIncidents() {
   body.replaceChildren();
   const rows = [...S.incidents.values()].sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
   for (const inc of rows.slice(0, 200)) {
-    const tr = el("tr", null, "sev-" + inc.severity);
+    const tr = el("tr", null, "sev-" + inc.severity + (inc.incident_id === S.detail ? " selected" : ""));
     tr.dataset.incident = inc.incident_id;
+    tr.addEventListener("click", (ev) => { if (!ev.target.closest("button")) showDetail(inc.incident_id); });
     const first = el("td");
     first.append(el("div", inc.grid_id), el("div", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · "), "kind"));
     const [sla, cls] = countdown(inc);
@@ -108,6 +122,46 @@ async function act(id, action, button) {
               { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
     showError("");
   } catch (e) { showError(String(e.message)); button.disabled = false; }
+}
+
+async function showDetail(id) {
+  S.detail = id;
+  document.querySelectorAll("#incidents tbody tr").forEach((r) => r.classList.toggle("selected", r.dataset.incident === id));
+  let d;
+  try { d = await api("/api/v1/incidents/" + encodeURIComponent(id)); } catch (e) { showError(e.message); return; }
+  if (S.detail !== id) return;  // another was picked meanwhile
+  const inc = d.incident;
+  $("#detail").hidden = false;
+  const head = $("#detail-head");
+  head.replaceChildren();
+  const rows = [["incident", inc.incident_id], ["kind", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · ")],
+                ["grid", (inc.path || []).join(" › ")], ["state", t(inc.state)], ["level", t(inc.level) + " (" + inc.unit + ")"],
+                ["opened", inc.opened_at], ["deadline", (inc.deadlines || {}).acknowledge || (inc.deadlines || {}).resolve],
+                ["assignee", inc.assignee]];
+  for (const [k, v] of rows) head.append(el("dt", t(k)), el("dd", v === null || v === undefined ? "–" : v));
+  const list = $("#timeline");
+  list.replaceChildren();
+  for (const e of d.escalations) {
+    const li = el("li");
+    li.dataset.transition = e.transition;
+    li.append(el("div", [e.at, t(e.level), (e.to || []).join(", "), e.actor].filter(Boolean).join(" · "), "meta"),
+              el("div", t(e.transition) + (e.reason ? ": " + e.reason : ""), "what"));
+    list.append(li);
+  }
+  $("#comment").hidden = !(S.me && S.me.may_act);
+}
+
+async function postComment(ev) {
+  ev.preventDefault();
+  const text = $("#comment-text").value.trim();
+  if (!text || !S.detail) return;
+  try {
+    await api("/api/v1/incidents/" + encodeURIComponent(S.detail) + "/commands",
+              { method: "POST", body: JSON.stringify({ action: "comment", reason: text }),
+                headers: { "Content-Type": "application/json" } });
+    $("#comment-text").value = "";
+    showError("");
+  } catch (e) { showError(String(e.message)); }
 }
 
 function renderLegend() {
@@ -202,8 +256,11 @@ async function stream() {
   }
 }
 
-let statusTimer = null;
+let statusTimer = null, detailTimer = null;
 function onEvent(name, data) {
+  if (name === "escalation" && data.incident_id === S.detail) {
+    clearTimeout(detailTimer); detailTimer = setTimeout(() => showDetail(S.detail), 150);
+  }
   if (name === "incident") {
     S.incidents.set(data.incident_id, data);
     renderIncidents();
@@ -241,6 +298,7 @@ $("#login").addEventListener("submit", (ev) => {
   sessionStorage.setItem("gw-token", S.token);
   start();
 });
+$("#comment").addEventListener("submit", postComment);
 $("#lang").addEventListener("click", () => {
   S.lang = S.lang === "zh" ? "en" : "zh";
   sessionStorage.setItem("gw-lang", S.lang);
