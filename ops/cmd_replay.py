@@ -131,7 +131,8 @@ def replay(from_: str, archive_dir: str | None, since: str | None, until: str | 
     if out:
         with open(out, "wb") as fh:
             for topic, key, value in replayer.outputs:
-                row = {"topic": topic, "key": key.decode(), "value": orjson.loads(value)}
+                row = {"topic": topic, "key": key.decode(),
+                       "value": None if value is None else orjson.loads(value)}  # None: tombstone
                 fh.write(orjson.dumps(row) + b"\n")
     if compare:
         result["compare"] = rp.compare(rp.recorded_outputs(s, src), by_id(replayer.outputs))

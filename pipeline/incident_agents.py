@@ -112,6 +112,8 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         for inc in changes.incidents.values():
             key, value = incident_record(inc)
             await t["incidents.v1"].send(key=key, value=value)
+        for iid in changes.forgotten:  # a tombstone: compaction drops the ended incident
+            await t["incidents.v1"].send(key=iid.encode(), value=None)
         for grid, link in changes.links:
             env = make_event(LINK_TYPE, f"{link['link']}:{link['incident_id']}:{link['at']}",
                              link["at"], link, subject=link["incident_id"], source="gridwatch/incidents")

@@ -102,7 +102,7 @@ class CoreReplayer:
             settings, self.detectors.cfg.clock.allowed_lateness, core.locator, self.detectors.subjects)
         self.zones: dict[int, ZoneLevels] = {}
         self.keep = frozenset(keep)
-        self.outputs: list[tuple[str, bytes, bytes]] = []
+        self.outputs: list[tuple[str, bytes, bytes | None]] = []  # None: a tombstone
         self.stats = ReplayStats()
         self.batch = batch
         self._pending: list[RawRecord] = []
@@ -116,7 +116,7 @@ class CoreReplayer:
             p = self._parts[key] = partition_for(key, self._n)
         return p
 
-    def _out(self, topic: str, key: bytes, value: bytes) -> None:
+    def _out(self, topic: str, key: bytes, value: bytes | None) -> None:
         self.stats.outputs[topic] = self.stats.outputs.get(topic, 0) + 1
         if topic in self.keep:
             self.outputs.append((topic, key, value))
@@ -246,18 +246,25 @@ class CoreReplayer:
         for inc in changes.incidents.values():
             key, value = incident_record(inc)
             self._out("incidents.v1", key, value)
+        for iid in changes.forgotten:
+            self._out("incidents.v1", iid.encode(), None)
         for grid, link in changes.links:
             self._changes(self.incidents.on_link(self._part(grid.encode()), link))
 
 
 def by_id(records: Iterable[tuple[str, bytes, Any]]) -> dict[str, dict[str, dict]]:
-    """Output records -> {topic: {envelope id: envelope}}; incidents keep their newest state.
+    """Output records -> {topic: {envelope id: envelope}}; incidents keep their newest state
+    (a tombstone removes one).
 
     Redelivered records (same id, as after a crash) collapse into one.
     """
     out: dict[str, dict[str, dict]] = {t: {} for t in OUTPUT_TOPICS}
-    for topic, _key, value in records:
-        if topic not in out or value is None:
+    for topic, key, value in records:
+        if topic not in out:
+            continue
+        if value is None:
+            if topic == "incidents.v1" and key:
+                out[topic].pop(key.decode(), None)
             continue
         doc = orjson.loads(value)
         if topic == "incidents.v1":

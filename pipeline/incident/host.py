@@ -6,7 +6,9 @@ incident id starts with the grid id). Grouping: a firing alert whose dedup key (
 subject, device, zone or cluster) has an open incident joins it instead of opening another;
 a resolved alert is recorded on its incident (people close incidents, not sensors).
 Memory: an ended incident (closed, cancelled, merged) is dropped `Policy.retain_ended_days` of
-event time after it ended; a later command for it is rejected as ``unknown_incident``.
+event time after it ended (a tombstone on the compacted ``incidents.v1`` says so, so the topic
+and the boards reading it stay bounded too); a later command for it is rejected as
+``unknown_incident``.
 Inhibition: while a zone has an open landslide incident at or above the policy's
 ``inhibit_min_level``, stale-sensor and device alerts inside that zone are recorded, not opened.
 """
@@ -55,6 +57,7 @@ class Changes:
     incidents: dict[str, Incident] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
     links: list[tuple[str, dict]] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # ended incidents dropped: tombstones
 
     def add(self, inc: Incident, events: list[Escalation]) -> None:
         if events:
@@ -93,6 +96,7 @@ class IncidentPartition:
             still = self.ended_at.get(iid) == due - self.retain_ended_ms  # not reopened or touched since
             if inc is not None and inc.status in ENDED and still:
                 del self.incidents[iid], self.ended_at[iid]
+                out.forgotten.append(iid)
 
     def ended(self, inc: Incident, at_ms: int) -> None:
         """`inc` ended at `at_ms`: forget it once the retention has passed (reopening resets)."""

@@ -52,11 +52,16 @@ class Board:
     subscribers: set = field(default_factory=set)
     ready: bool = False
 
-    def apply(self, topic: str, value: bytes | None) -> list[tuple[str, dict, list]]:
+    def apply(self, topic: str, value: bytes | None,
+              key: bytes | None = None) -> list[tuple[str, dict, list]]:
         """One record of a followed topic -> [(event name, data, grid path)] for the stream."""
         self.records[topic] += 1
-        if value is None:
-            return []
+        if value is None:  # a tombstone: the worker forgot an ended incident
+            gone = self.incidents.pop(key.decode(errors="replace"), None) \
+                if topic == "incidents.v1" and key else None
+            if not gone:
+                return []
+            return [("incident_removed", {"incident_id": gone["incident_id"]}, gone.get("path") or [])]
         if topic == "located.v1" and b'"source_type":"report"' not in value:
             return []  # pings: counted, not kept
         try:
@@ -192,7 +197,7 @@ class BoardFollower:
                 for tp, msgs in batch.items():
                     short = self.short[tp.topic]
                     for m in msgs:
-                        events = self.board.apply(short, m.value)
+                        events = self.board.apply(short, m.value, m.key)
                         if self.board.ready and events:
                             self.board.publish(events)
                             if self.on_latency and m.timestamp and short != "located.v1":

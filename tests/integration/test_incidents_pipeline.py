@@ -1,6 +1,6 @@
 """Incidents through the embedded broker with an injected clock: an inactivity alert opens an
 incident, nobody acknowledges, it climbs to the town, an acknowledgement stops it, resolve and
-verify close it, and the KPIs say so."""
+verify close it, the KPIs say so, and 30 days later the worker forgets it (a tombstone)."""
 
 from __future__ import annotations
 
@@ -127,6 +127,19 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
 
         dlq = Topic(s, "dlq.v1").wait(lambda xs: len(xs) >= 2, "the rejected commands")
         assert sorted(x["data"]["code"] for x in dlq) == ["bad_command", "out_of_scope"]
+
+        # 30 days after it closed the worker forgets it: a tombstone, then a late command is refused
+        tick(t_open + 110 * MIN + 30 * DAY + 10 * MIN)
+        c = KafkaConsumer(s.topic("incidents.v1"), bootstrap_servers=s.broker, auto_offset_reset="earliest",
+                          consumer_timeout_ms=300)
+        deadline, tombstones = time.monotonic() + 60, []
+        while not tombstones and time.monotonic() < deadline:
+            tombstones = [m.key for m in c if m.value is None]
+        c.close()
+        assert tombstones == [incident_id.encode()]
+        command("c-late", "comment", incident_id, t_open + 31 * DAY, scope="T", reason="late")
+        dlq = Topic(s, "dlq.v1").wait(lambda xs: len(xs) >= 3, "the late command's rejection")
+        assert sorted(x["data"]["code"] for x in dlq) == ["bad_command", "out_of_scope", "unknown_incident"]
     finally:
         prod.close()
         p.stop_worker(proc)

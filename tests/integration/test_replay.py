@@ -200,7 +200,8 @@ def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
         assert result["compare"]["identical"], result["compare"]
         assert result["events_per_s"] > 0 and result["inputs"] == 24 and result["ticks"] == 20
         rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-        replayed = by_id((row["topic"], row["key"].encode(), orjson.dumps(row["value"])) for row in rows)
+        replayed = by_id((row["topic"], row["key"].encode(),
+                          None if row["value"] is None else orjson.dumps(row["value"])) for row in rows)
         assert replayed == live  # ids and bodies, every alert, escalation and final incident
 
     # what-if: blue at 20 mm in an hour instead of 35

@@ -265,6 +265,9 @@ function onEvent(name, data) {
     S.incidents.set(data.incident_id, data);
     renderIncidents();
     clearTimeout(statusTimer); statusTimer = setTimeout(refreshStatus, 200);
+  } else if (name === "incident_removed") {  // ended long ago: the worker forgot it
+    S.incidents.delete(data.incident_id);
+    renderIncidents();
   } else if (name === "report") {
     addReport(data, true);
   } else if (name === "kpi" && S.unit && S.unit.path.includes(data.unit)) {

@@ -124,9 +124,10 @@ def test_ended_incidents_are_forgotten_after_retention_and_open_ones_never():
     h.on_tick(0, ended + 5 * DAY)  # reopened: not forgotten, however old
     assert closed.incident_id in part.incidents
     h.on_command(0, command("c5", "cancel", closed.incident_id, ended + 5 * DAY, reason="false alarm"))
-    h.on_tick(0, ended + 7 * DAY - MIN)
+    assert h.on_tick(0, ended + 7 * DAY - MIN).forgotten == []
     assert closed.incident_id in part.incidents
-    h.on_tick(0, ended + 7 * DAY + 6 * MIN)  # the watermark trails the tick by the lateness
+    out = h.on_tick(0, ended + 7 * DAY + 6 * MIN)  # the watermark trails the tick by the lateness
+    assert out.forgotten == [closed.incident_id]  # a tombstone for incidents.v1
     assert closed.incident_id not in part.incidents and not part.ended_at
     late = h.on_command(0, command("c6", "comment", closed.incident_id, ended + 8 * DAY))
     assert late.rejected[0].code == "unknown_incident"

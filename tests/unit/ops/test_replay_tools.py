@@ -164,3 +164,14 @@ def test_archive_ls_json(tmp_path):
     r = CliRunner().invoke(main, ["archive", "ls", "--dir", str(tmp_path), "--json"])
     (row,) = json.loads(r.output)
     assert r.exit_code == 0 and row["topic"] == "alerts.v1" and row["first"].startswith("2026-07-01")
+
+
+def test_by_id_keeps_the_newest_incident_state_and_a_tombstone_removes_it():
+    def inc(iid: str, state: str) -> tuple:
+        return ("incidents.v1", iid.encode(), orjson.dumps({"id": f"{iid}@{state}",
+                                                            "data": {"incident_id": iid, "state": state}}))
+
+    out = by_id([inc("g1~a", "dispatched"), inc("g1~a", "closed"), inc("g2~b", "closed"),
+                 ("incidents.v1", b"g2~b", None), ("alerts.v1", b"x", None)])
+    assert {k: v["data"]["state"] for k, v in out["incidents.v1"].items()} == {"g1~a": "closed"}
+    assert out["alerts.v1"] == {}

@@ -91,6 +91,10 @@ def test_board_keeps_state_filters_by_scope_and_survives_hostile_records():
     assert b.incidents_for(center, category="environment") == []
     worst = b.worst_by_grid(center)
     assert set(worst) == {"g1", "g4"} and worst["g4"]["severity"] == "critical"
+    # a tombstone (the worker forgot an ended incident) removes it and tells the stream
+    assert b.apply("incidents.v1", None, b"g2~x~1") == [("incident_removed", {"incident_id": "g2~x~1"},
+                                                         ["C", "T", "M", "g2"])]
+    assert "g2~x~1" not in b.incidents and b.apply("incidents.v1", None, b"g2~x~1") == []
     ping = orjson.dumps({"data": {"source_type": "ping", "input": {}}})
     report = orjson.dumps({"data": {"source_type": "report", "grid_id": "g1", "path": ["C", "T", "M", "g1"],
                                     "input": {"report_id": "R1", "text": "<b>x</b>"}}}).replace(b", ", b",")
