@@ -25,6 +25,7 @@ from pipeline.web.auth import Principal
 
 FOLLOWED = ("incidents.v1", "escalations.v1", "kpis.v1", "located.v1", "dlq.v1")
 HISTORY = frozenset({"escalations.v1", "located.v1", "dlq.v1"})
+TIMELINE = 100
 LEVEL_RANK = {"grid_worker": 0, "grid_leader": 1, "community": 2, "town": 3, "district": 4, "city": 5}
 SEVERITY_RANK = {"low": 0, "blue": 0, "medium": 1, "yellow": 1, "high": 2, "orange": 2,
                  "critical": 3, "red": 3}
@@ -45,6 +46,8 @@ class Board:
     kpis: dict[str, dict] = field(default_factory=dict)
     reports: deque = field(default_factory=lambda: deque(maxlen=500))
     escalations: deque = field(default_factory=lambda: deque(maxlen=1000))
+    #: per incident: its last TIMELINE escalations (an incident's detail); dropped with it
+    timelines: dict[str, deque] = field(default_factory=dict)
     records: Counter = field(default_factory=Counter)  # per topic
     dlq: Counter = field(default_factory=Counter)  # per code
     breaches: Counter = field(default_factory=Counter)  # (kind, which deadline)
@@ -57,8 +60,11 @@ class Board:
         """One record of a followed topic -> [(event name, data, grid path)] for the stream."""
         self.records[topic] += 1
         if value is None:  # a tombstone: the worker forgot an ended incident
-            gone = self.incidents.pop(key.decode(errors="replace"), None) \
-                if topic == "incidents.v1" and key else None
+            if topic != "incidents.v1" or not key:
+                return []
+            iid = key.decode(errors="replace")
+            self.timelines.pop(iid, None)
+            gone = self.incidents.pop(iid, None)
             if not gone:
                 return []
             return [("incident_removed", {"incident_id": gone["incident_id"]}, gone.get("path") or [])]
@@ -78,6 +84,11 @@ class Board:
             return [("incident", data, data.get("path") or [])]
         if topic == "escalations.v1":
             self.escalations.append(data)
+            iid = str(data.get("incident_id"))
+            line = self.timelines.get(iid)
+            if line is None:
+                line = self.timelines[iid] = deque(maxlen=TIMELINE)
+            line.append(data)
             if data.get("transition") == "breach":
                 self.breaches[(data.get("kind") or "-", data.get("reason") or "-")] += 1
             return [("escalation", data, data.get("path") or [])]

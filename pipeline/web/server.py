@@ -238,8 +238,7 @@ def build_app(ctx: WebContext) -> web.Application:
     @_handled
     async def incident(request: web.Request) -> web.Response:
         inc = _visible_incident(request)
-        steps = [e for e in board.escalations if e.get("incident_id") == inc["incident_id"]]
-        return ok({"incident": inc, "escalations": steps[-100:]})
+        return ok({"incident": inc, "escalations": list(board.timelines.get(inc["incident_id"], ()))})
 
     @_handled
     async def command(request: web.Request) -> web.Response:

@@ -91,10 +91,16 @@ def test_board_keeps_state_filters_by_scope_and_survives_hostile_records():
     assert b.incidents_for(center, category="environment") == []
     worst = b.worst_by_grid(center)
     assert set(worst) == {"g1", "g4"} and worst["g4"]["severity"] == "critical"
-    # a tombstone (the worker forgot an ended incident) removes it and tells the stream
+    # an incident's timeline; a tombstone (the worker forgot an ended incident) removes both and
+    # tells the stream
+    for step in range(1, 120):
+        b.apply("escalations.v1", orjson.dumps({"data": {"incident_id": "g2~x~1", "step": step}}))
+    b.apply("escalations.v1", orjson.dumps({"data": {"incident_id": "g1~x~1", "step": 1}}))
+    assert [e["step"] for e in b.timelines["g2~x~1"]] == list(range(20, 120))  # the last 100
     assert b.apply("incidents.v1", None, b"g2~x~1") == [("incident_removed", {"incident_id": "g2~x~1"},
                                                          ["C", "T", "M", "g2"])]
     assert "g2~x~1" not in b.incidents and b.apply("incidents.v1", None, b"g2~x~1") == []
+    assert set(b.timelines) == {"g1~x~1"}
     ping = orjson.dumps({"data": {"source_type": "ping", "input": {}}})
     report = orjson.dumps({"data": {"source_type": "report", "grid_id": "g1", "path": ["C", "T", "M", "g1"],
                                     "input": {"report_id": "R1", "text": "<b>x</b>"}}}).replace(b", ", b",")
