@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
@@ -29,37 +30,29 @@ class _BoardCollector:
 
     def collect(self) -> Any:
         b = self.board
-        topics = GaugeMetricFamily("gridwatch_topic_records", "Records written to a topic (end offsets).",
-                                   labels=["topic"])
-        for t, n in sorted(self.offsets.items()):
-            topics.add_metric([t], n)
-        yield topics
-        lag = GaugeMetricFamily("gridwatch_consumer_lag", "Records a consumer group is behind.",
-                                labels=["group", "topic"])
-        for (g, t), n in sorted(self.lag.items()):
-            lag.add_metric([g, t], n)
-        yield lag
+        yield _family(GaugeMetricFamily, "gridwatch_topic_records",
+                      "Records written to a topic (end offsets).", ["topic"],
+                      {(t,): n for t, n in self.offsets.items()})
+        yield _family(GaugeMetricFamily, "gridwatch_consumer_lag", "Records a consumer group is behind.",
+                      ["group", "topic"], self.lag)
         if b is None:
             return
-        dlq = CounterMetricFamily("gridwatch_dlq_records", "DLQ records by error code.", labels=["code"])
-        for code, n in sorted(b.dlq.items()):
-            dlq.add_metric([code], n)
-        yield dlq
-        seen = CounterMetricFamily("gridwatch_web_records", "Records the web board has read.",
-                                   labels=["topic"])
-        for t, n in sorted(b.records.items()):
-            seen.add_metric([t], n)
-        yield seen
-        open_ = GaugeMetricFamily("gridwatch_open_incidents", "Open incidents.",
-                                  labels=["kind", "level", "severity"])
-        for (k, lv, sev), n in sorted(b.open_counts().items()):
-            open_.add_metric([k, lv, sev], n)
-        yield open_
-        br = CounterMetricFamily("gridwatch_sla_breaches", "SLA breaches (acknowledge or resolve deadline).",
-                                 labels=["kind", "deadline"])
-        for (k, d), n in sorted(b.breaches.items()):
-            br.add_metric([k, d], n)
-        yield br
+        yield _family(CounterMetricFamily, "gridwatch_dlq_records", "DLQ records by error code.", ["code"],
+                      {(c,): n for c, n in b.dlq.items()})
+        yield _family(CounterMetricFamily, "gridwatch_web_records", "Records the web board has read.",
+                      ["topic"], {(t,): n for t, n in b.records.items()})
+        yield _family(GaugeMetricFamily, "gridwatch_open_incidents", "Open incidents.",
+                      ["kind", "level", "severity"], b.open_counts())
+        yield _family(CounterMetricFamily, "gridwatch_sla_breaches",
+                      "SLA breaches (acknowledge or resolve deadline).", ["kind", "deadline"], b.breaches)
+
+
+def _family(cls: Any, name: str, doc: str, labels: list[str], values: Mapping[tuple, float]) -> Any:
+    """A metric family with one sample per label tuple, in a stable order."""
+    fam = cls(name, doc, labels=labels)
+    for key, n in sorted(values.items()):
+        fam.add_metric(list(key), n)
+    return fam
 
 
 class Metrics:

@@ -93,6 +93,26 @@ class Pipeline:
         return [orjson.loads(m.value) for m in msgs]
 
 
+def read_until_quiet(bootstrap: str, topics: list[str], quiet_s: float,
+                     timeout_s: float = 120) -> list:
+    """Every record of `topics` from the start, once none has arrived for `quiet_s` (or at the
+    timeout), in (topic, partition, offset) order."""
+    c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                      consumer_timeout_ms=500)
+    got: list = []
+    last = time.monotonic()
+    deadline = last + timeout_s
+    try:
+        while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
+            batch = list(c)
+            if batch:
+                got += batch
+                last = time.monotonic()
+    finally:
+        c.close()
+    return sorted(got, key=lambda m: (m.topic, m.partition, m.offset))
+
+
 def committed(bootstrap: str, group: str, topic: str) -> int:
     """Records of `topic` the consumer group has committed (summed over partitions)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)

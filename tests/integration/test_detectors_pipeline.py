@@ -8,7 +8,6 @@ archive replayer does.
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime
 
 import orjson
@@ -22,7 +21,7 @@ from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms, validator
 from pipeline.settings import Settings
 from pipeline.subjects import subject_envelope
-from tests.integration.conftest import Pipeline, wait_committed
+from tests.integration.conftest import Pipeline, read_until_quiet, wait_committed
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
@@ -119,19 +118,7 @@ def dlq_codes(s: Settings) -> list[tuple[str, str]]:
 
 def settle(s: Settings, quiet_s: float = 4.0, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:
     """Every alert record, once none has arrived for `quiet_s`."""
-    c = KafkaConsumer(s.topic("alerts.v1"), bootstrap_servers=s.broker, auto_offset_reset="earliest",
-                      consumer_timeout_ms=500)
-    got: list = []
-    last = time.monotonic()
-    deadline = last + timeout_s
-    try:
-        while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
-            batch = list(c)
-            if batch:
-                got += batch
-                last = time.monotonic()
-    finally:
-        c.close()
+    got = read_until_quiet(s.broker, [s.topic("alerts.v1")], quiet_s, timeout_s)
     return sorted((m.key, m.value) for m in got)
 
 

@@ -25,7 +25,7 @@ from pipeline.envelope import iso_ms
 from pipeline.replay import by_id
 from pipeline.settings import Settings
 from pipeline.subjects import subject_envelope
-from tests.integration.conftest import REPO, Pipeline, wait_committed
+from tests.integration.conftest import REPO, Pipeline, read_until_quiet, wait_committed
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
@@ -95,19 +95,7 @@ class Live:
 def outputs(p: Pipeline, quiet_s: float = 3.0) -> dict:
     """The live outputs by id, once nothing new has arrived for `quiet_s`."""
     topics = [p.settings.topic(t) for t in ("alerts.v1", "escalations.v1", "incidents.v1")]
-    c = KafkaConsumer(*topics, bootstrap_servers=p.settings.broker, auto_offset_reset="earliest",
-                      consumer_timeout_ms=500)
-    got: list = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < quiet_s:
-            batch = list(c)
-            if batch:
-                got += batch
-                last = time.monotonic()
-    finally:
-        c.close()
-    got.sort(key=lambda m: (m.topic, m.partition, m.offset))
+    got = read_until_quiet(p.settings.broker, topics, quiet_s)
     return by_id((m.topic[len(p.settings.topic_prefix):], m.key, m.value) for m in got)
 
 
