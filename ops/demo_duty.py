@@ -90,4 +90,5 @@ class DutyDesk:
 
     def summary(self) -> dict:
         return {"commands": dict(sorted(self.sent.items())), "refused": dict(sorted(self.refused.items())),
-                "last_refusal": self.last_refusal, "left_alone": f"1 in {LEAVE_ONE_IN}"}
+                "last_refusal": self.last_refusal, "connection_errors": self.errors,
+                "left_alone": f"1 in {LEAVE_ONE_IN}"}

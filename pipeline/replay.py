@@ -21,6 +21,7 @@ it, as it does live (both agents read ``clock.v1``; the alerts come a hop later)
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +79,8 @@ class ReplayStats:
     ticks: int = 0
     commands: int = 0
     registry: int = 0
-    outputs: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
+    outputs: Counter = field(default_factory=Counter)  # per topic
+    rejected: Counter = field(default_factory=Counter)  # per code
 
 
 class CoreReplayer:
@@ -117,12 +118,12 @@ class CoreReplayer:
         return p
 
     def _out(self, topic: str, key: bytes, value: bytes | None) -> None:
-        self.stats.outputs[topic] = self.stats.outputs.get(topic, 0) + 1
+        self.stats.outputs[topic] += 1
         if topic in self.keep:
             self.outputs.append((topic, key, value))
 
     def _reject(self, code: str) -> None:
-        self.stats.rejected[code] = self.stats.rejected.get(code, 0) + 1
+        self.stats.rejected[code] += 1
 
     # -- feeding -------------------------------------------------------------------------
     def feed(self, rec: LogRecord) -> None:

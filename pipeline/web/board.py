@@ -169,7 +169,8 @@ class Board:
 
 
 class BoardFollower:
-    """Reads the followed topics into the board; latency of each pushed record is observed."""
+    """Reads the followed topics into the board; latency of each pushed record is observed.
+    `run` may be called again after it failed: it resumes where it stopped."""
 
     def __init__(self, board: Board, topic_names: dict[str, str], kafka_config: dict,
                  on_latency: Any = None, backlog: int = 50_000) -> None:
@@ -180,6 +181,7 @@ class BoardFollower:
         self.kafka_config = kafka_config
         self.on_latency = on_latency
         self.error: str | None = None
+        self.positions: dict[Any, int] = {}  # next offset per partition: a restarted run resumes
 
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -195,6 +197,9 @@ class BoardFollower:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             await self._seek_history(consumer, [tp for tp in tps if self.short[tp.topic] in HISTORY])
+            for tp in tps:  # after a failure: where the last run stopped, nothing read twice
+                if tp in self.positions:
+                    consumer.seek(tp, self.positions[tp])
             idle = 0
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -207,6 +212,7 @@ class BoardFollower:
                 now = time.time()
                 for tp, msgs in batch.items():
                     short = self.short[tp.topic]
+                    self.positions[tp] = msgs[-1].offset + 1
                     for m in msgs:
                         events = self.board.apply(short, m.value, m.key)
                         if self.board.ready and events:

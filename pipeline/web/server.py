@@ -24,7 +24,7 @@ from pipeline.envelope import iso_ms, make_event, parse_time, validator
 from pipeline.errors import Rejected
 from pipeline.incident.lifecycle import ALLOWED
 from pipeline.logs import get_logger
-from pipeline.settings import Settings
+from pipeline.settings import Settings, aiokafka_config
 from pipeline.web.auth import Principal, TokenBook
 from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
@@ -43,6 +43,7 @@ ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
 }
 log = get_logger(component="web")
 CTX: web.AppKey[WebContext] = web.AppKey("gridwatch", object)  # type: ignore[arg-type]
+PRINCIPAL = web.RequestKey("principal", Principal)  # who the bearer token says the caller is
 
 
 def problem(status: int, reason: str, **extra: Any) -> web.Response:
@@ -94,7 +95,7 @@ def wall_clock() -> int:
 
 
 def _principal(request: web.Request) -> Principal:
-    return request["principal"]
+    return request[PRINCIPAL]
 
 
 def _auth_middleware(ctx: WebContext) -> Any:
@@ -112,7 +113,7 @@ def _auth_middleware(ctx: WebContext) -> Any:
                 if who.role not in ROUTES[route]:
                     status = 403
                     return problem(403, f"role {who.role} may not use {route}")
-                request["principal"] = who
+                request[PRINCIPAL] = who
             resp = await handler(request)
             status = resp.status
             return resp
@@ -143,6 +144,19 @@ class _Problem(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+
+
+async def _send(ctx: WebContext, topic: str, value: bytes, key: bytes, timestamp_ms: int) -> None:
+    """Write one record; 503 (the client may retry) when the broker cannot take it now."""
+    from aiokafka.errors import KafkaError
+
+    if ctx.producer is None:
+        raise _Problem(503, "the broker is not reachable yet: retry shortly")
+    try:
+        await ctx.producer.send_and_wait(topic, value, key=key, timestamp_ms=timestamp_ms)
+    except KafkaError as exc:
+        log.warning("web_send_failed", topic=topic, error=type(exc).__name__)
+        raise _Problem(503, f"the broker did not take the record ({type(exc).__name__}): retry shortly")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -202,8 +216,7 @@ def build_app(ctx: WebContext) -> web.Application:
             raise _Problem(400, exc.reason)
         ev = make_event("gridwatch.report.v1", f"report:{data['report_id']}", iso_ms(ctx.clock()), data,
                         source=f"gridwatch/web/{who.name}")
-        await ctx.producer.send_and_wait(s.topic("reports.v1"), orjson.dumps(ev),
-                                         key=data["report_id"].encode(), timestamp_ms=ctx.clock())
+        await _send(ctx, s.topic("reports.v1"), orjson.dumps(ev), data["report_id"].encode(), ctx.clock())
         return ok({"accepted": data["report_id"], "topic": s.topic("reports.v1")}, 202)
 
     def _filters(request: web.Request) -> dict:
@@ -266,8 +279,7 @@ def build_app(ctx: WebContext) -> web.Application:
             raise _Problem(400, f"command: {exc.message}")
         ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
                         source=f"gridwatch/web/{who.name}")
-        await ctx.producer.send_and_wait(s.topic("commands.v1"), orjson.dumps(ev),
-                                         key=inc["incident_id"].encode(), timestamp_ms=now)
+        await _send(ctx, s.topic("commands.v1"), orjson.dumps(ev), inc["incident_id"].encode(), now)
         return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
 
     @_handled
@@ -365,8 +377,8 @@ async def _start(app: web.Application) -> None:
     if ctx.producer is None:
         ctx.tasks.append(asyncio.create_task(_connect(ctx)))
     names = {short: ctx.settings.topic(short) for short in FOLLOWED}
-    ctx.follower = BoardFollower(ctx.board, names, _kafka(ctx.settings), ctx.metrics.stream_latency.observe,
-                                 ctx.settings.web_backlog)
+    ctx.follower = BoardFollower(ctx.board, names, aiokafka_config(ctx.settings),
+                                 ctx.metrics.stream_latency.observe, ctx.settings.web_backlog)
     ctx.tasks.append(asyncio.create_task(_follow(ctx)))
     ctx.tasks.append(asyncio.create_task(_check_topics(ctx)))
 
@@ -389,17 +401,11 @@ async def _stop(app: web.Application) -> None:
         await ctx.producer.stop()
 
 
-def _kafka(settings: Settings) -> dict:
-    from pipeline.settings import aiokafka_config
-
-    return aiokafka_config(settings)
-
-
 async def _connect(ctx: WebContext) -> None:
     from aiokafka import AIOKafkaProducer
 
     while True:
-        producer = AIOKafkaProducer(**_kafka(ctx.settings), acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(**aiokafka_config(ctx.settings), acks="all", linger_ms=2)
         try:
             await producer.start()
             ctx.producer = producer
@@ -422,6 +428,9 @@ async def _check_topics(ctx: WebContext) -> None:
     from topics.admin import describe
 
     while True:
+        if ctx.producer is None:  # not before the broker answers: a blocked admin thread would
+            await asyncio.sleep(1)  # hold up the shutdown
+            continue
         try:
             states = await asyncio.to_thread(describe, ctx.settings)
             ctx.topics_ok = all(st.ok for st in states)

@@ -26,15 +26,17 @@ def located_report(i: int) -> bytes:
     return orjson.dumps(make_event("gridwatch.located.v1", f"loc-R{i}", data["observed_at"], data))
 
 
-async def follow(s: Settings, board: Board, backlog: int, until, then=None) -> None:
+async def follow(s: Settings, board: Board, backlog: int, until, then=None,
+                 follower: BoardFollower | None = None) -> BoardFollower:
     """Follow until the board is ready and `until(board)`; then call `then()` and wait for
-    `until` again (`then` returns the new condition)."""
-    follower = BoardFollower(board, {t: s.topic(t) for t in FOLLOWED}, aiokafka_config(s), backlog=backlog)
+    `until` again (`then` returns the new condition). Pass `follower` to run one again."""
+    follower = follower or BoardFollower(board, {t: s.topic(t) for t in FOLLOWED}, aiokafka_config(s),
+                                         backlog=backlog)
     task = asyncio.create_task(follower.run())
     try:
         for cond in (until, then):
             if cond is None:
-                return
+                return follower
             if cond is then:
                 cond = then()
             for _ in range(300):
@@ -47,6 +49,7 @@ async def follow(s: Settings, board: Board, backlog: int, until, then=None) -> N
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    return follower
 
 
 def test_history_topics_start_from_the_backlog_and_compacted_ones_whole(broker):
@@ -63,12 +66,19 @@ def test_history_topics_start_from_the_backlog_and_compacted_ones_whole(broker):
         prod.flush()
 
     board = Board()
-    asyncio.run(follow(s, board, 4, lambda b: len(b.incidents) == 3))
+    follower = asyncio.run(follow(s, board, 4, lambda b: len(b.incidents) == 3))
     assert [r["report_id"] for r in board.reports] == ["R11", "R12", "R13", "R14"]
     assert board.records["located.v1"] == 4
 
+    # the same follower run again (as after a failure) resumes: the new record, nothing twice
+    prod.send(s.topic("located.v1"), key=b"g1", partition=0, value=located_report(15))
+    prod.flush()
+    asyncio.run(follow(s, board, 4, lambda b: len(b.reports) == 5, follower=follower))
+    assert [r["report_id"] for r in board.reports] == ["R11", "R12", "R13", "R14", "R15"]
+    assert board.records["located.v1"] == 5 and board.records["incidents.v1"] == 3
+
     board = Board()  # a backlog larger than the topic: everything
-    asyncio.run(follow(s, board, 1000, lambda b: len(b.reports) == 15))
+    asyncio.run(follow(s, board, 1000, lambda b: len(b.reports) == 16))
     assert len(board.incidents) == 3
 
     board = Board()  # backlog 0: only what arrives after the start, and that live

@@ -181,3 +181,26 @@ def test_token_new_prints_a_line_the_tokens_file_accepts(tmp_path):
     (tmp_path / "t.yaml").write_text("tokens:\n" + r.stdout)
     book = TokenBook.load(tmp_path / "t.yaml")
     assert book.lookup(f"Bearer {token}") == Principal("duty-g1", "responder", "g1")
+
+
+def test_writes_while_the_broker_is_unreachable_get_503_with_a_reason():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from pipeline.settings import Settings
+
+    tok = new_token()
+    book = TokenBook([TokenEntry(name="a", sha256=hash_token(tok), role="admin")])
+    ctx = context_from(Settings.from_env({}, broker="127.0.0.1:1"), book)  # nothing listens there
+    report = {"report_id": "R1", "reporter_id": "W1", "category": "safety_hazard", "severity": "low",
+              "text": "x", "lon": 0.5, "lat": 0.5, "observed_at": "2026-07-01T12:00:00Z"}
+
+    async def run() -> tuple[int, dict, int]:
+        async with TestClient(TestServer(build_app(ctx))) as client:
+            r = await client.post("/api/v1/reports", json=report, headers={"Authorization": f"Bearer {tok}"})
+            body = await r.json()
+            ready = await client.get("/readyz")
+            return r.status, body, ready.status
+
+    status, body, ready = asyncio.run(run())
+    assert status == 503 and "not reachable" in body["error"]
+    assert ready == 503
