@@ -42,7 +42,7 @@ def archive_run(root: str, broker: str | None, topic_prefix: str | None, flush_s
     except KeyboardInterrupt:
         sink.stop.set()
         n = sink.records
-    click.echo(f"archived {n} record(s) into {root} ({len(sink.writer.written)} segment(s))")
+    click.echo(f"archived {n} record(s) into {root} ({sink.writer.segments_written} segment(s))")
 
 
 @archive.command("ls")
@@ -174,8 +174,8 @@ def whatif(from_: str, archive_dir: str | None, since: str | None, until: str | 
     if as_json:
         emit_json(doc)
         return
-    click.echo("what-if: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
-    for row in summary_by_kind(d):
+    click.echo("what-if: " + ", ".join(f"{k} {v}" for k, v in doc["summary"].items()))
+    for row in doc["by_kind"]:
         click.echo(f"  {row['change']:8} {row['what']:10} {row['kind']:16} {row['count']}")
     for label, rows in (("+", d.added), ("-", d.removed), ("~", d.changed)):
         for r in rows[:limit]:

@@ -100,7 +100,7 @@ class ArchiveWriter:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.open: dict[tuple[str, int], _Open] = {}
-        self.written: list[Segment] = []
+        self.segments_written = 0  # a count, not a list: an archiver runs for months
 
     def add(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
             value: bytes | None, headers: Iterable[tuple[str, bytes]] = ()) -> None:
@@ -147,10 +147,18 @@ class ArchiveWriter:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, folder / name)
-        out = Segment(folder / name, seg.topic, seg.partition, seg.first_offset, seg.last_offset,
-                      seg.first_ms, seg.last_ms, seg.count)
-        self.written.append(out)
-        return out
+        _fsync_dir(folder)  # the rename itself survives a power cut before offsets are committed
+        self.segments_written += 1
+        return Segment(folder / name, seg.topic, seg.partition, seg.first_offset, seg.last_offset,
+                       seg.first_ms, seg.last_ms, seg.count)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def segments(root: str | Path, topics: Iterable[str] | None = None) -> list[Segment]:
