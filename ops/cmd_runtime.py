@@ -24,23 +24,42 @@ prefix_opt = click.option("--prefix", "topic_prefix", help="Topic prefix (GRIDWA
 
 
 @click.command()
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: a free one).")
+@click.option("--engine", type=click.Choice(["embedded", "kafka"]), default="embedded",
+              show_default=True, help="embedded: Tansu (memory only); kafka: Apache Kafka (KRaft).")
+@click.option("--brokers", type=click.IntRange(1, 9), default=3, show_default=True,
+              help="Apache Kafka brokers (each also a KRaft controller).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Embedded broker port (default: a free one).")
+@click.option("--dir", "workdir", default="var/kafka-cluster", show_default=True,
+              help="Apache Kafka data and logs (kept between runs).")
 @readable_errors
-def broker(port: int | None) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu) until Ctrl-C."""
-    from pipeline.broker import EmbeddedBroker
-
+def broker(engine: str, brokers: int, port: int | None, workdir: str) -> None:
+    """Run a Kafka broker on loopback until Ctrl-C: the embedded one or Apache Kafka."""
     stop = {"now": False}
     # installed before anything is printed, so a SIGTERM right after start stops cleanly too
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if engine == "kafka":
+        from pipeline.kafka_cluster import KafkaCluster
+
+        with KafkaCluster(brokers, workdir) as cluster:
+            click.echo(f"Apache Kafka ({brokers} KRaft brokers) listening on {cluster.bootstrap}; "
+                       f"Ctrl-C stops it")
+            click.echo(f"export GRIDWATCH_BROKER={cluster.bootstrap}")
+            _wait(stop, lambda: all(n.alive for n in cluster.nodes))
+        return
+    from pipeline.broker import EmbeddedBroker
+
     with EmbeddedBroker(port) as b:
         click.echo(f"embedded broker listening on {b.bootstrap} (memory only); Ctrl-C stops it")
         click.echo(f"export GRIDWATCH_BROKER={b.bootstrap} GRIDWATCH_EMBEDDED=true")
-        try:
-            while not stop["now"] and b.proc and b.proc.poll() is None:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        _wait(stop, lambda: b.proc is not None and b.proc.poll() is None)
+
+
+def _wait(stop: dict, alive: Any) -> None:
+    try:
+        while not stop["now"] and alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
 
 
 @click.command()
@@ -132,14 +151,16 @@ def topics_describe(broker: str | None, topic_prefix: str | None, per_partition:
             click.echo(f"{r['topic']:22} {r['partition']:>3} {r['first']:>9} {r['end']:>9} "
                        f"{r['records']:>9} {size:>11}  {lags}")
         return
-    rows = as_rows(describe(s))
+    rows = as_rows(describe(s, full=True))
     if as_json:
         emit_json(rows)
     else:
         for r in rows:
             state = "ok" if r["ok"] else ("MISSING" if r["partitions"] is None else "WRONG")
+            cfg = r["configs"] or {}
             click.echo(f"{r['topic']:32} {state:8} partitions={r['partitions']} "
-                       f"(registry {r['expected']}){' compacted' if r['compacted'] else ''}")
+                       f"rf={r['replication_factor']} {cfg.get('cleanup.policy', '')}"
+                       + "".join(f"\n    {d}" for d in r["differences"] if d != "missing"))
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 

@@ -7,7 +7,7 @@ Concerns:
   of 1 with the agent engine is the naive one-event-at-a-time baseline of the benchmark.
 - registry: followers of the compacted ``devices.v1`` and ``subjects.v1`` topics.
 - detectors: ``located.v1`` + ``clock.v1`` -> ``alerts.v1`` (pipeline.detect_agents), the
-  zone-level agent on ``levels.v1`` and, in live mode, the leader's clock ticker.
+  zone-level agent on ``levels.v1`` and, in live mode, the clock ticker of the partitions each worker owns.
 - incidents: ``alerts.v1`` + routed commands + ``clock.v1`` -> ``escalations.v1``,
   ``incidents.v1``, KPIs (pipeline.incident_agents).
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from faust.transport.drivers import TRANSPORTS
 
 from geo.layers import load_atlas
 from geo.locate import Locator
@@ -31,7 +32,7 @@ from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestCore, RawRecord, redrive_count
 from pipeline.logs import get_logger, log_rejections
-from pipeline.settings import Settings, aiokafka_config
+from pipeline.settings import Settings, aiokafka_config, durable_producer
 from pipeline.sink import BatchSink
 
 
@@ -82,14 +83,18 @@ def build_core(settings: Settings) -> IngestCore:
 
 def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     """Build the gridwatch faust app for these settings."""
-    timeouts: dict[str, Any] = {}
-    if settings.embedded:
-        timeouts = dict(broker_rebalance_timeout=6.0, broker_session_timeout=6.0,
-                        broker_heartbeat_interval=1.0, broker_max_poll_interval=10.0)
+    session = settings.group_session_timeout_s
+    timeouts: dict[str, Any] = dict(broker_session_timeout=session,
+                                    broker_heartbeat_interval=max(0.5, session / 6))
+    if settings.embedded:  # Tansu holds a group join until the rebalance timeout
+        timeouts.update(broker_rebalance_timeout=6.0, broker_max_poll_interval=10.0)
+    TRANSPORTS.aliases.setdefault("gridwatch", "pipeline.kafka_transport:Transport")
     Path(settings.data_dir, "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{b}" for b in settings.broker.split(",")],
+        # gridwatch://: faust's aiokafka driver with idempotent producers (not on Tansu)
+        broker=[f"{'kafka' if settings.embedded else 'gridwatch'}://{b}"
+                for b in settings.broker.split(",")],
         broker_credentials=_credentials(settings),
         store="memory://",
         topic_allow_declare=False,
@@ -97,6 +102,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_linger_ms=5,
+        producer_acks=-1,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 4),
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
         broker_commit_every=settings.batch_size,
@@ -119,7 +125,8 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
 
     async def get_sink() -> BatchSink:
         if "sink" not in sink_box:
-            producer = AIOKafkaProducer(**aiokafka_config(settings), linger_ms=5, acks=1,
+            producer = AIOKafkaProducer(**aiokafka_config(settings), **durable_producer(settings),
+                                        linger_ms=5,
                                         max_batch_size=1 << 20,
                                         max_request_size=max(1 << 21, settings.max_message_bytes * 4))
             await producer.start()

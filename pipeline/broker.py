@@ -50,6 +50,8 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
 class EmbeddedBroker:
     """Context manager around one Tansu process."""
 
+    embedded = True  # gridwatch's GRIDWATCH_EMBEDDED for clients of this broker
+
     def __init__(self, port: int | None = None, log_path: str | None = None) -> None:
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"

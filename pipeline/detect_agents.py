@@ -4,7 +4,8 @@
   same worker) -> host -> ``alerts.v1`` (keyed by grid), ``levels.v1`` (keyed by zone),
   ``dlq.v1`` (unusable or too-late readings, with the located record's position).
 - ``zones``: ``levels.v1`` -> `ZoneLevels` (worst point of each hazard zone) -> ``alerts.v1``.
-- ``clock_ticker``: in live mode the leader writes one tick per ``clock.v1`` partition every
+- ``clock_ticker``: in live mode each worker writes the ticks of the ``clock.v1`` partitions
+  it owns (its consumer-group assignment, co-partitioned with ``located.v1``), one per
   ``tick_interval``; the tick is the wall clock floored to the interval, so two workers ticking
   around a rebalance write the same value and the second is ignored (ticks never go back).
   Only here does wall time enter; replay and tests write ticks themselves (``GRIDWATCH_CLOCK=off``).
@@ -222,13 +223,20 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
     if settings.clock == "live":
         interval = host.cfg.clock.tick_interval
         clock_topic = app.topic(clock_name, **raw)
+        ticker = ClockTicker(settings.partitions)
 
-        @app.timer(interval / 1000.0, on_leader=True, name="gridwatch.clock_ticker")
+        @app.timer(min(interval / 1000.0, 5.0), name="gridwatch.clock_ticker")
         async def clock_ticker() -> None:
+            # the owner of partition p of clock.v1 (faust assigns it with located.v1 p to one
+            # worker of the group) writes its ticks: one writer per partition, handed over by
+            # every rebalance, a dead worker's partitions taken over after the session timeout
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == clock_name}
             tick = int(time.time() * 1000) // interval * interval  # the only wall-clock read
-            for p in range(settings.partitions):
+            for p in ticker.due(owned, tick):
                 await clock_topic.send(key=b"tick", value=orjson.dumps(tick_envelope(tick, p)),
                                        partition=p)
+                ticker.sent(p, tick)
+                log.debug("tick_written", partition=p, tick=tick)
 
     @app.timer(interval=10.0)
     async def detector_stats() -> None:
@@ -237,6 +245,29 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                  late=s.late, late_max_s=s.late_max_ms // 1000, ignored=s.ignored,
                  rejected=s.rejected, alerts=s.alerts, subjects=len(host.subjects),
                  partitions=sorted(host.partitions))
+
+
+class ClockTicker:
+    """Which owned clock.v1 partitions need a tick now (时钟): one per partition per interval.
+
+    `due` is asked every few seconds with the partitions this worker owns and the wall clock
+    floored to the interval; a partition gets the tick once. A partition newly owned (after a
+    rebalance or a takeover) gets the current tick at once, so a dead ticker's partitions miss
+    at most one interval plus the group's session timeout. A duplicate from the previous owner
+    carries the same value and is a no-op downstream (ticks never go back).
+    """
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.last: dict[int, int] = {}
+
+    def due(self, owned: set[int], tick_ms: int) -> list[int]:
+        for p in set(self.last) - owned:
+            del self.last[p]  # handed over: the next owner ticks it
+        return sorted(p for p in owned if 0 <= p < self.partitions and self.last.get(p, -1) < tick_ms)
+
+    def sent(self, partition: int, tick_ms: int) -> None:
+        self.last[partition] = tick_ms
 
 
 def committed_offsets(settings: Settings, group: str, partition: int,

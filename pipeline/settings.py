@@ -62,7 +62,7 @@ class Settings:
     subjects_file: str | None = None
     detectors_file: str | None = None  # None: the packaged default_detectors.yaml
     policy_file: str | None = None  # None: the packaged default_policy.yaml
-    clock: str = "live"  # "live": the leader writes ticks; "off": ticks come from the log (replay, tests)
+    clock: str = "live"  # "live": partition owners write ticks; "off": from the log (replay, tests)
     roster_file: str | None = None
     public_url: str | None = None  # where people reach the HTTP API (links in messages)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # current first
@@ -82,6 +82,8 @@ class Settings:
     batch_size: int = 2000
     batch_within_s: float = 0.05
     embedded: bool = False
+    replication_factor: int | None = None  # None: 1 embedded, else min(3, brokers) at creation
+    session_timeout_s: float | None = None  # None: 6 embedded, 20 on Kafka (ticker takeover)
     ingest_engine: str = "batch"  # "batch" (aiokafka getmany) or "agent" (faust take_events)
     data_dir: str = "var/gridwatch"
     log_level: str = "info"
@@ -144,6 +146,8 @@ class Settings:
             batch_size=_number(env, "GRIDWATCH_BATCH_SIZE", cls.batch_size, 1, 100_000),
             batch_within_s=_number(env, "GRIDWATCH_BATCH_WITHIN_S", cls.batch_within_s, 0.001, 10, float),
             embedded=_bool(env, "GRIDWATCH_EMBEDDED", cls.embedded),
+            replication_factor=_number(env, "GRIDWATCH_REPLICATION_FACTOR", None, 1, 16),
+            session_timeout_s=_number(env, "GRIDWATCH_SESSION_TIMEOUT_S", None, 3, 600, float),
             data_dir=env.get("GRIDWATCH_DATA_DIR", cls.data_dir),
             log_level=level,
             web_port=_number(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
@@ -167,6 +171,14 @@ class Settings:
             raise ConfigError(f"unknown settings: {sorted(unknown)}")
         return replace(s, **overrides)
 
+    @property
+    def group_session_timeout_s(self) -> float:
+        """Consumer-group session timeout: how long a dead worker keeps its partitions (and
+        their clock ticks) before the group hands them to another."""
+        if self.session_timeout_s is not None:
+            return self.session_timeout_s
+        return 6.0 if self.embedded else 20.0
+
     def topic(self, short: str) -> str:
         """Full Kafka name of a registry topic."""
         return f"{self.topic_prefix}{short}"
@@ -181,6 +193,13 @@ class Settings:
         if self.ssl_cafile:
             cfg["ssl_cafile"] = self.ssl_cafile
         return cfg
+
+
+def durable_producer(settings: Settings) -> dict[str, Any]:
+    """Every producer of a worker, the notifier and the web server: written to all in-sync
+    replicas and idempotent (a retried batch is written once). The embedded broker grants no
+    producer ids (InitProducerId answers an unknown error), so there it is acks=all only."""
+    return {"acks": "all", "enable_idempotence": not settings.embedded}
 
 
 def aiokafka_config(settings: Settings) -> dict[str, Any]:

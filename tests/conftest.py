@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +20,53 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+ENGINES = ("embedded", "kafka")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `engines` run on the embedded broker and on a 3-broker Apache Kafka."""
+    if "broker" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("broker", [pytest.param("embedded"),
+                                        pytest.param("kafka", marks=pytest.mark.kafka)],
+                             indirect=True, scope="module")
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory) -> Iterator:
+def embedded_broker(tmp_path_factory) -> Iterator:
     """One embedded Tansu broker for the whole session (integration and e2e tests)."""
     from pipeline.broker import EmbeddedBroker
 
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     with EmbeddedBroker(log_path=str(log)) as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory) -> Iterator:
+    """One 3-broker Apache Kafka (KRaft) for the whole session. Without Java or Maven the
+    Kafka tests skip, unless GRIDWATCH_TEST_KAFKA=required (CI), where they fail."""
+    import shutil
+
+    from pipeline.kafka_cluster import KafkaCluster
+
+    required = os.environ.get("GRIDWATCH_TEST_KAFKA") == "required"
+    missing = [t for t in ("java", "mvn") if shutil.which(t) is None]
+    if missing:
+        msg = f"Apache Kafka tests need {' and '.join(missing)}"
+        if required:
+            pytest.fail(msg + " (GRIDWATCH_TEST_KAFKA=required)")
+        pytest.skip(msg)
+    cluster = KafkaCluster(3, tmp_path_factory.mktemp("kafka"), cache=REPO / "var" / "kafka")
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def broker(request: pytest.FixtureRequest) -> object:
+    """The broker of a test: the embedded one, or Apache Kafka for the `kafka` parameter of a
+    test marked `engines`. Both have `.bootstrap` and `.embedded`."""
+    engine = getattr(request, "param", "embedded")
+    return request.getfixturevalue("kafka_cluster" if engine == "kafka" else "embedded_broker")
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ from pipeline.delivery.signing import HEADER, sign
 from pipeline.envelope import iso_ms, make_event
 from pipeline.incident.policy import LADDER, responsible
 from pipeline.logs import get_logger
-from pipeline.settings import Settings, aiokafka_config
+from pipeline.settings import Settings, aiokafka_config, durable_producer
 
 
 @dataclass
@@ -257,7 +257,7 @@ class Notifier:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         cfg = aiokafka_config(self.s)
-        self.producer = AIOKafkaProducer(**cfg, acks="all", linger_ms=5)
+        self.producer = AIOKafkaProducer(**cfg, **durable_producer(self.s), linger_ms=5)
         await self.producer.start()
         self.http = aiohttp.ClientSession()
         consumer = AIOKafkaConsumer(self.s.topic("escalations.v1"), **cfg,

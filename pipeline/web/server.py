@@ -24,7 +24,7 @@ from pipeline.envelope import iso_ms, make_event, parse_time, validator
 from pipeline.errors import Rejected
 from pipeline.incident.lifecycle import ALLOWED
 from pipeline.logs import get_logger
-from pipeline.settings import Settings, aiokafka_config
+from pipeline.settings import Settings, aiokafka_config, durable_producer
 from pipeline.web.auth import Principal, TokenBook
 from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
@@ -405,7 +405,8 @@ async def _connect(ctx: WebContext) -> None:
     from aiokafka import AIOKafkaProducer
 
     while True:
-        producer = AIOKafkaProducer(**aiokafka_config(ctx.settings), acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(**aiokafka_config(ctx.settings),
+                                    **durable_producer(ctx.settings), linger_ms=2)
         try:
             await producer.start()
             ctx.producer = producer

@@ -13,11 +13,11 @@ from tests.integration.conftest import Pipeline
 from tests.integration.test_replay import outputs, run_scenario
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 
 
 def _run(broker, atlas_file, tmp_path, tag: str, crash_at: tuple[str, ...]) -> tuple[dict, int]:
-    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=broker.embedded)
     create(s)
     work = tmp_path / tag
     work.mkdir()

@@ -25,10 +25,10 @@ from pipeline.delivery.cap import validate_cap
 from pipeline.delivery.signing import HEADER, verify
 from pipeline.envelope import make_event
 from pipeline.settings import Settings
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, engine_env
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 SECRET = "it-secret"
 PATH = ["C", "T", "M", "g1"]
 
@@ -113,8 +113,9 @@ def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str,
                          {"unit": "C", "role": "city", "shifts": [{"who": "alarm"}]}]}
     path = tmp_path / "roster.yaml"
     path.write_text(yaml.safe_dump(roster, allow_unicode=True))
-    env = dict(os.environ, GRIDWATCH_BROKER=s.broker, GRIDWATCH_TOPIC_PREFIX=s.topic_prefix,
-               GRIDWATCH_EMBEDDED="true", GRIDWATCH_ROSTER=str(path), GRIDWATCH_WEBHOOK_SECRETS=SECRET,
+    env = dict(os.environ, **engine_env(s), GRIDWATCH_BROKER=s.broker,
+               GRIDWATCH_TOPIC_PREFIX=s.topic_prefix, GRIDWATCH_ROSTER=str(path),
+               GRIDWATCH_WEBHOOK_SECRETS=SECRET,
                GRIDWATCH_SMTP_HOST="127.0.0.1", GRIDWATCH_SMTP_PORT=str(smtp.port),
                GRIDWATCH_NOTIFY_BACKOFF_S="0.05", GRIDWATCH_NOTIFY_ATTEMPTS="4",
                GRIDWATCH_APP_ID=s.app_id)
@@ -151,7 +152,7 @@ def notifications(s: Settings) -> list[dict]:
 def test_signed_webhook_email_retries_fallback_and_restart(broker, tmp_path, servers):
     base, smtp, box = servers
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"dlv{os.getpid()}.",
-                          embedded=True, app_id=f"dlv{os.getpid()}")
+                          embedded=broker.embedded, app_id=f"dlv{os.getpid()}")
     create(s)
     prod = KafkaProducer(bootstrap_servers=broker.bootstrap)
 
@@ -226,7 +227,7 @@ def test_signed_webhook_email_retries_fallback_and_restart(broker, tmp_path, ser
 def test_roster_published_to_the_topic_is_used_and_a_bad_file_is_refused(broker, tmp_path, servers):
     base, smtp, _ = servers
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"dlr{os.getpid()}.",
-                          embedded=True, app_id=f"dlr{os.getpid()}")
+                          embedded=broker.embedded, app_id=f"dlr{os.getpid()}")
     create(s)
     good = tmp_path / "duty.yaml"
     good.write_text(yaml.safe_dump({"name": "default", "people": {

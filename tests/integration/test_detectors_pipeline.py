@@ -25,7 +25,7 @@ from tests.integration.conftest import Pipeline, read_until_quiet, wait_committe
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 MIN = 60_000
 DEVICES = [
     {"device_id": "door-s1", "kind": "door", "lon": 0.5, "lat": 0.5, "subject_id": "s1",
@@ -69,7 +69,7 @@ def input_log() -> tuple[list, list]:
 
 def run_once(broker, atlas_file, workdir, tag: str) -> list[tuple[bytes, bytes]]:
     prefix = f"itdet{tag}.{os.getpid()}."
-    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=prefix, embedded=True)
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=prefix, embedded=broker.embedded)
     create(s)
     cfg = yaml.safe_load(DEFAULT_FILE.read_text())
     cfg["clock"]["allowed_lateness"] = "2h"  # input partitions interleave freely: nothing is late
@@ -155,7 +155,7 @@ def test_a_killed_worker_is_replaced_without_forgetting_a_silent_subject(broker,
 
     tag = "kill"
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"itdet{tag}.{os.getpid()}.",
-                          embedded=True)
+                          embedded=broker.embedded)
     create(s)
     group = f"gw-{tag}-{os.getpid()}"
     p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": group})

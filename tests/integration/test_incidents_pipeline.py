@@ -20,7 +20,7 @@ from tests.integration.conftest import Pipeline, wait_committed
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 MIN = 60_000
 DAY = 24 * 60 * MIN
 
@@ -44,7 +44,7 @@ class Topic:
 
 def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, tmp_path):
     tag = f"inc{os.getpid()}"
-    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=broker.embedded)
     create(s)
     p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
     door = {"device_id": "door-s1", "kind": "door", "lon": 0.5, "lat": 0.5, "subject_id": "s1",
@@ -147,7 +147,7 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
 
 def test_red_zone_fans_out_across_partitions_and_closes_last(broker, atlas_file, tmp_path):
     tag = f"fan{os.getpid()}"
-    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=broker.embedded)
     create(s)
     p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
     proc = p.start_worker("fan")

@@ -17,14 +17,14 @@ from tests.integration.conftest import Pipeline
 from tests.unit.pipeline.helpers import T0_MS, ping, report
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 
 
 @pytest.fixture(scope="module")
 def running(broker, atlas_file, tmp_path_factory):
     """One pipeline namespace with a worker for the whole module."""
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"itmod.{os.getpid()}.",
-                          embedded=True)
+                          embedded=broker.embedded)
     create(s)
     p = Pipeline(s, atlas_file, tmp_path_factory.mktemp("worker"))
     reg = {"device_id": "D1", "kind": "door", "lon": 1.5, "lat": 1.5}

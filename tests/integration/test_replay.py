@@ -29,7 +29,7 @@ from tests.integration.conftest import REPO, Pipeline, read_until_quiet, wait_co
 from tests.unit.pipeline.helpers import T0_MS, envelope
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 MIN = 60_000
 HOUR = 60 * MIN
 DEVICES = [
@@ -158,7 +158,7 @@ def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = ()) -> int
 
 def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
     tag = f"rp{os.getpid()}"
-    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=True)
+    s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=broker.embedded)
     create(s)
     p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
     run_scenario(p, tag)
