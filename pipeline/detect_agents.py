@@ -231,6 +231,9 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             # worker of the group) writes its ticks: one writer per partition, handed over by
             # every rebalance, a dead worker's partitions taken over after the session timeout
             owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == clock_name}
+            if owned != ticker.owned:
+                log.info("clock_ticking", partitions=sorted(owned))  # which worker ticks what
+            ticker.owned = owned
             tick = int(time.time() * 1000) // interval * interval  # the only wall-clock read
             for p in ticker.due(owned, tick):
                 await clock_topic.send(key=b"tick", value=orjson.dumps(tick_envelope(tick, p)),
@@ -260,6 +263,7 @@ class ClockTicker:
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self.last: dict[int, int] = {}
+        self.owned: set[int] = set()  # as of the last call, for the log
 
     def due(self, owned: set[int], tick_ms: int) -> list[int]:
         for p in set(self.last) - owned:

@@ -45,7 +45,7 @@ class Pipeline:
     extra_env: dict[str, str] | None = None
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, **engine_env(self.settings), **(self.extra_env or {}),
+        return dict(os.environ, **{**engine_env(self.settings), **(self.extra_env or {})},
                     GRIDWATCH_BROKER=self.settings.broker,
                     GRIDWATCH_TOPIC_PREFIX=self.settings.topic_prefix,
                     GRIDWATCH_ATLAS=self.atlas, GRIDWATCH_DATA_DIR=str(self.workdir / "data"),
