@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import orjson
@@ -104,9 +105,12 @@ def cli(p: Pipeline, *args: str, env: dict | None = None) -> subprocess.Complete
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = ()) -> int:
-    """The scenario; at each step named in `crash_at` the worker is killed with SIGKILL and a new
-    one started (the fault test). Returns how many workers were killed."""
+def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = (), workers: int = 1,
+                 fault: Callable[[str, list], None] | None = None) -> int:
+    """The scenario with `workers` workers; at each step named in `crash_at` the newest worker is
+    killed with SIGKILL and a new one started (the fault test), and `fault(step, workers)` is
+    called at every step (steps: mid-inputs, after-alerts, after-ack). Returns how many workers
+    were killed."""
     import signal
 
     s = p.settings
@@ -115,13 +119,19 @@ def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = ()) -> int
                               before) for d in DEVICES])
     p.produce("subjects.v1", [(r["subject_id"].encode(), orjson.dumps(subject_envelope(r, iso_ms(T0_MS))),
                                before) for r in SUBJECTS])
-    procs = [p.start_worker()]
+    procs = [p.start_worker(f"worker{'-w' + str(i) if i else ''}") for i in range(workers)]
+    running = list(procs)
+    killed = 0
     live = Live(p, group)
 
     def step(name: str) -> None:
+        nonlocal killed
         if name in crash_at:
-            p.stop_worker(procs[-1], signal.SIGKILL)
-            procs.append(p.start_worker(f"worker-{len(procs)}"))
+            p.stop_worker(running.pop(), signal.SIGKILL)
+            killed += 1
+            running.append(p.start_worker(f"worker-{killed}"))
+        if fault:
+            fault(name, running)
 
     try:
         # inputs in groups, each located before the next is sent: ingest reads several input
@@ -152,8 +162,9 @@ def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = ()) -> int
         live.command("c-res", "resolve", incident, T0_MS + 26 * HOUR + 50 * MIN, reason="resident was away")
         live.tick(T0_MS + 3 * 24 * HOUR)
     finally:
-        p.stop_worker(procs[-1])
-    return len(procs) - 1
+        for proc in running:
+            p.stop_worker(proc)
+    return killed
 
 
 def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
