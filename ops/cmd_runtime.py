@@ -68,12 +68,23 @@ def _wait(stop: dict, alive: Any) -> None:
 @click.option("--atlas", type=click.Path(dir_okay=False), help="Atlas file (GRIDWATCH_ATLAS).")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
               help="Devices file loaded at start (GRIDWATCH_DEVICES_FILE).")
+@click.option("--check", is_flag=True,
+              help="Do not run: exit 0 if the worker using GRIDWATCH_DATA_DIR is alive (health check).")
+@click.option("--max-age", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              help="With --check: the oldest heartbeat (seconds) that counts as alive.")
 @readable_errors
 def worker(broker: str | None, topic_prefix: str | None, atlas: str | None,
-           devices_file: str | None) -> None:
+           devices_file: str | None, check: bool, max_age: float) -> None:
     """Run one pipeline worker (faust); refuses to start if topics are not ready."""
-    from pipeline.app import run_worker
     from pipeline.logs import configure
+
+    if check:
+        from pipeline.health import check_heartbeat
+
+        ok, line = check_heartbeat(settings_from().data_dir, max_age)
+        click.echo(line)
+        sys.exit(0 if ok else 1)
+    from pipeline.app import run_worker
 
     s = settings_from(broker=broker, topic_prefix=topic_prefix, atlas=atlas,
                       devices_file=devices_file)

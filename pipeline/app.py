@@ -30,6 +30,7 @@ from pipeline.batch_ingest import BatchIngest
 from pipeline.detect.host import DetectorHost
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
+from pipeline.health import write_heartbeat
 from pipeline.ingest import IngestCore, RawRecord, redrive_count
 from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings, aiokafka_config, durable_producer
@@ -192,6 +193,11 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         s = core.stats
         log.info("stats", inputs=s.inputs, located=s.located, unlocated=s.unlocated, dlq=s.dlq,
                  devices=len(core.devices), devices_rejected=follower.rejected)
+
+    @app.timer(interval=5.0)
+    async def heartbeat() -> None:
+        parts = sorted({tp.partition for tp in app.consumer.assignment()})
+        write_heartbeat(settings.data_dir, parts)
 
     return app
 

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from pipeline.detect.config import DEFAULT_FILE
 from pipeline.envelope import iso_ms
 from pipeline.settings import Settings
 from pipeline.sink import partition_for
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import REPO, Pipeline
 from topics.admin import create
 
 pytestmark = [pytest.mark.integration, pytest.mark.engines]
@@ -113,9 +115,20 @@ def test_live_clock_escalates_an_unacknowledged_incident_by_itself(broker, atlas
         opened = int(time.time() * 1000)
         send_alert(p, opened)
         got = escalations(p, 4, 90)
+        alive = health_check(p)
     finally:
         p.stop_worker(proc)
     assert_climbs_on_time(got, opened, late_s=TICK_S + 5)
+    # the container health check asks the worker itself: alive while it runs, not after
+    assert alive.returncode == 0 and alive.stdout.startswith("healthy"), alive.stdout + alive.stderr
+    time.sleep(2.5)
+    dead = health_check(p, "2")
+    assert dead.returncode == 1 and dead.stdout.startswith("unhealthy"), dead.stdout
+
+
+def health_check(p: Pipeline, max_age: str = "30") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ops.cli", "worker", "--check", "--max-age", max_age],
+                          env=p.env(), cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def wait_ticks(p: Pipeline, n: int, timeout_s: float, partition: int | None = None,

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.kafka_cluster import KAFKA_VERSION, compose_env
+from pipeline.settings import Settings
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -14,7 +17,7 @@ def load() -> dict:
 def test_services_and_dependencies():
     doc = load()
     services = doc["services"]
-    assert {"kafka", "topic-init", "worker"} <= set(services)
+    assert {"kafka1", "kafka2", "kafka3", "topic-init", "worker"} <= set(services)
     for name, svc in services.items():
         assert "image" in svc or "build" in svc, name
         for dep, cond in (svc.get("depends_on") or {}).items():
@@ -25,21 +28,43 @@ def test_services_and_dependencies():
     assert services["web"]["command"] == ["web"] and "6066:6066" in services["web"]["ports"]
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
     assert services["archiver"]["command"][:2] == ["archive", "run"]
-    assert "healthcheck" in services["kafka"] and "healthcheck" in services["worker"]
+    assert all("healthcheck" in services[f"kafka{i}"] for i in (1, 2, 3))
+    # the worker's health check asks the worker itself (its heartbeat), not the broker
+    assert services["worker"]["healthcheck"]["test"][:4] == ["CMD", "gridwatch", "worker", "--check"]
 
 
-def test_kafka_is_kraft_without_auto_create():
-    env = load()["services"]["kafka"]["environment"]
-    assert "controller" in env["KAFKA_PROCESS_ROLES"]
+def test_three_kraft_brokers_with_the_one_broker_configuration():
+    """Each broker's KAFKA_* environment is exactly BROKER_CONFIG (+ replication for 3 nodes,
+    its id and listeners): the same settings `gridwatch broker --engine kafka` runs."""
+    services = load()["services"]
+    for i in (1, 2, 3):
+        env = dict(services[f"kafka{i}"]["environment"])
+        assert len(env.pop("CLUSTER_ID")) == 22
+        assert env == compose_env(i, 3, f"kafka{i}")
+        assert services[f"kafka{i}"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    assert load()["services"]["kafka"]["image"].startswith("apache/kafka:")
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2" and env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
 
 
-def test_workers_point_at_the_compose_broker_and_the_image_builds_the_cli():
+def test_workers_point_at_the_compose_brokers_with_rf3_and_the_image_builds_the_cli():
     doc = load()
-    assert doc["services"]["worker"]["environment"]["GRIDWATCH_BROKER"] == "kafka:9092"
+    env = doc["services"]["worker"]["environment"]
+    assert env["GRIDWATCH_BROKER"] == "kafka1:9092,kafka2:9092,kafka3:9092"
+    assert Settings.from_env(env).replication_factor == 3
     assert doc["services"]["topic-init"]["command"] == ["topics", "create"]
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["gridwatch"]' in dockerfile
     for pkg in ("geo", "pipeline", "topics", "ops"):
         assert f"COPY {pkg} {pkg}" in dockerfile
+
+
+def test_the_image_runs_as_a_user_with_a_writable_absolute_data_dir():
+    lines = [ln.split("#")[0].strip() for ln in (REPO / "Dockerfile").read_text().splitlines()]
+    users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    user = users[-1].split(":")[0]
+    data_dir = next(ln.split("=", 1)[1] for ln in lines if ln.startswith("ENV GRIDWATCH_DATA_DIR="))
+    assert data_dir.startswith("/")
+    assert any(ln.startswith("RUN useradd") and f"--home-dir {data_dir}" in ln and ln.endswith(user)
+               for ln in lines)  # the user's own home: writable by it
+    assert f"VOLUME {data_dir}" in lines
