@@ -112,11 +112,13 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
 
     processed: dict[int, int] = {}  # located partition -> last offset handled
     rebuilt: set[int] = set()
+    revokes: dict[int, int] = {}  # partition -> times revoked: a rebuild a revoke overtook is redone
     kafka_cfg = aiokafka_config(settings)
 
     async def rebuild(partition: int) -> None:
         """Replay this partition's committed history into a fresh host partition."""
         started = time.monotonic()
+        generation = revokes.get(partition, 0)
         host.drop(partition)
         upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition,
                                        (located_name, clock_name))
@@ -140,10 +142,20 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         for _, tick in ticks[next_tick:]:
             host.on_tick(partition, tick)
         last_tick = ticks[-1][1] if ticks else 0
+        if revokes.get(partition, 0) != generation:  # revoked while rebuilding: state is partial
+            host.drop(partition)
+            log.info("detector_rebuild_superseded", partition=partition)
+            return
         processed[partition] = upto[located_name] - 1
         rebuilt.add(partition)
         log.info("detector_partition_rebuilt", partition=partition, located_events=n,
-                 last_tick=last_tick or None, seconds=round(time.monotonic() - started, 2))
+                 last_tick=last_tick or None, seconds=round(time.monotonic() - started, 2),
+                 upto={"located": upto[located_name], "clock": upto[clock_name]})
+
+    def drop_partition(partition: int) -> None:
+        host.drop(partition)
+        rebuilt.discard(partition)
+        processed.pop(partition, None)
 
     def has_backlog(partition: int) -> bool:
         try:
@@ -159,7 +171,11 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             msg = event.message
             host.subjects_version = follower.version
             if msg.partition not in rebuilt:
-                await rebuild(msg.partition)
+                while msg.partition not in rebuilt:
+                    await rebuild(msg.partition)
+                if TP(msg.topic, msg.partition) not in app.consumer.assignment():
+                    drop_partition(msg.partition)  # revoked meanwhile: its new owner rebuilds it
+                    continue
             try:
                 what, item = decode_record(msg.value, msg.topic == clock_name, settings.max_message_bytes)
                 if what == "tick":
@@ -216,9 +232,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             if tp.topic == levels_name:
                 zone_parts.pop(tp.partition, None)
             if tp.topic == located_name:
-                host.drop(tp.partition)
-                rebuilt.discard(tp.partition)
-                processed.pop(tp.partition, None)
+                revokes[tp.partition] = revokes.get(tp.partition, 0) + 1
+                drop_partition(tp.partition)
 
     if settings.clock == "live":
         interval = host.cfg.clock.tick_interval

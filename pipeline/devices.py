@@ -114,15 +114,13 @@ class RegistryFollower:
         """Catch up, set `ready`, then keep following until cancelled."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from pipeline.clients import partitions_of
+
         consumer = AIOKafkaConsumer(**self.kafka_config, enable_auto_commit=False,
                                     auto_offset_reset="earliest", group_id=None)
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            tps = [TopicPartition(self.topic, p) for p in await partitions_of(consumer, self.topic)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps) if tps else {}

@@ -133,8 +133,10 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
 
     rebuilt: set[int] = set()
     processed: dict[int, int] = {}
+    revokes: dict[int, int] = {}  # partition -> times revoked: a rebuild a revoke overtook is redone
 
     async def rebuild(partition: int) -> None:
+        generation = revokes.get(partition, 0)
         host.drop(partition)
         tops = (names["alerts.v1"], names["incident-commands.v1"], names["clock.v1"])
         upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition, tops)
@@ -153,10 +155,19 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         for _, _, _, topic, value in sorted(history, key=lambda h: h[:3]):
             with contextlib.suppress(Exception):
                 apply(partition, topic, value)
+        if revokes.get(partition, 0) != generation:  # revoked while rebuilding: state is partial
+            host.drop(partition)
+            log.info("incident_rebuild_superseded", partition=partition)
+            return
         processed[partition] = upto[names["alerts.v1"]] - 1
         rebuilt.add(partition)
         log.info("incident_partition_rebuilt", partition=partition, records=len(history),
                  incidents=len(host.partition(partition).incidents))
+
+    def drop_partition(partition: int) -> None:
+        host.drop(partition)
+        rebuilt.discard(partition)
+        processed.pop(partition, None)
 
     def has_backlog(partition: int) -> bool:
         try:
@@ -170,7 +181,11 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         async for event in stream.events():
             msg = event.message
             if msg.partition not in rebuilt:
-                await rebuild(msg.partition)
+                while msg.partition not in rebuilt:
+                    await rebuild(msg.partition)
+                if TP(msg.topic, msg.partition) not in app.consumer.assignment():
+                    drop_partition(msg.partition)  # revoked meanwhile: its new owner rebuilds it
+                    continue
             if msg.topic == names["clock.v1"] and has_backlog(msg.partition):
                 continue  # as for the detectors: a tick never runs ahead of alerts
             try:
@@ -225,8 +240,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
     async def forget(app: faust.App, revoked: set, **_: Any) -> None:
         for tp in revoked:
             if tp.topic == names["alerts.v1"]:
-                host.drop(tp.partition)
-                rebuilt.discard(tp.partition)
-                processed.pop(tp.partition, None)
+                revokes[tp.partition] = revokes.get(tp.partition, 0) + 1
+                drop_partition(tp.partition)
             if tp.topic == names["kpi-deltas.v1"]:
                 kpi_parts.pop(tp.partition, None)

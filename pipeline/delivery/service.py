@@ -239,11 +239,13 @@ class Notifier:
         cfg = aiokafka_config(self.s)
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from pipeline.clients import partitions_of
+
         topic = self.s.topic("notifications.v1")
         probe = AIOKafkaConsumer(**cfg, group_id=None)
         await probe.start()
         try:
-            parts = sorted(probe.partitions_for_topic(topic) or ())
+            parts = await partitions_of(probe, topic)
             ends = await probe.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
         finally:
             await probe.stop()

@@ -186,13 +186,15 @@ class BoardFollower:
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from pipeline.clients import partitions_of
+
         consumer = AIOKafkaConsumer(**self.kafka_config, enable_auto_commit=False, group_id=None,
                                     fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20)
         await consumer.start()
         try:
             tps = []
             for full in self.names.values():
-                for p in sorted(consumer.partitions_for_topic(full) or ()):
+                for p in await partitions_of(consumer, full):
                     tps.append(TopicPartition(full, p))
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

@@ -23,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.envelope import iso_ms, make_event
 from pipeline.settings import Settings
 from pipeline.web.auth import hash_token
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, engine_env
 from topics.admin import create
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.engines]
 _runs = itertools.count()
 TOKENS = {"admin": "tok-admin-0123456789", "center": "tok-center-0123456789",
           "duty-g1": "tok-duty-g1-0123456789", "app": "tok-ingest-0123456789"}
@@ -115,7 +115,7 @@ class Stream(threading.Thread):
 @pytest.fixture
 def server(broker, atlas_file, tmp_path):
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"web{next(_runs)}.{os.getpid()}.",
-                          embedded=True)
+                          embedded=broker.embedded)
     create(s)
     lines = ["tokens:"] + [f"  - {{name: {n}, role: {ROLES[n][0]}, sha256: {hash_token(t)}"
                            + (f", scope: {ROLES[n][1]}}}" if ROLES[n][1] else "}") for n, t in TOKENS.items()]
@@ -135,7 +135,7 @@ def server(broker, atlas_file, tmp_path):
                                             {"code": "not_json", "reason": "x", "source": {}})))
     prod.flush()
     port = free_port()
-    env = dict(os.environ, GRIDWATCH_BROKER=broker.bootstrap, GRIDWATCH_EMBEDDED="true",
+    env = dict(os.environ, **engine_env(s), GRIDWATCH_BROKER=broker.bootstrap,
                GRIDWATCH_TOPIC_PREFIX=s.topic_prefix, GRIDWATCH_ATLAS=atlas_file,
                GRIDWATCH_TOKENS=str(tmp_path / "tokens.yaml"), GRIDWATCH_WEB_PORT=str(port),
                GRIDWATCH_INTAKE_RATE="0.2", GRIDWATCH_INTAKE_BURST="10")
