@@ -118,8 +118,8 @@ def build_log(events: int, subjects: int, seed: int = 7) -> tuple[list[LogRecord
 
 
 def _run(log: list[LogRecord], registry: dict[str, Subject], hops: bool) -> dict[str, Any]:
-    from pipeline.detect_agents import build_host
-    from pipeline.incident_agents import build_incident_host
+    from pipeline.detect.wiring import build_host
+    from pipeline.incident.wiring import build_incident_host
 
     settings = Settings.from_env({}, partitions=PARTITIONS)
     host = build_host(settings, dict(registry))

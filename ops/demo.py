@@ -25,7 +25,7 @@ from geo.generate import GenerateOptions, boundary_from_adcode, generate_atlas
 from geo.layers import load_atlas, write_atlas
 from ops.simulate import START, Simulator
 from pipeline.broker import EmbeddedBroker
-from pipeline.detect_agents import tick_envelope
+from pipeline.detect.wiring import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.settings import Settings
 from pipeline.subjects import subject_envelope

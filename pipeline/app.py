@@ -28,9 +28,11 @@ from geo.locate import Locator
 from pipeline import detect_agents, incident_agents
 from pipeline.batch_ingest import BatchIngest
 from pipeline.detect.host import DetectorHost
+from pipeline.detect.wiring import build_host, subject_follower
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
 from pipeline.health import write_heartbeat
+from pipeline.incident.wiring import build_incident_host
 from pipeline.ingest import IngestCore, RawRecord, redrive_count
 from pipeline.logs import get_logger, log_rejections
 from pipeline.settings import Settings, aiokafka_config, durable_producer
@@ -114,8 +116,8 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     core = core or build_core(settings)
     follower = DeviceFollower(settings.topic("devices.v1"), aiokafka_config(settings),
                               core.devices, settings.max_message_bytes)  # type: ignore[arg-type]
-    host = detect_agents.build_host(settings)
-    subjects = detect_agents.subject_follower(settings, aiokafka_config(settings), host)
+    host = build_host(settings)
+    subjects = subject_follower(settings, aiokafka_config(settings), host)
     runtime = Runtime(settings, core, follower, host)
     app.gridwatch = runtime  # type: ignore[attr-defined]
     log = get_logger(component="ingest")
@@ -172,7 +174,7 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         app.agent(topic, name=f"gridwatch.ingest.{short}")(agent)
 
     detect_agents.register(app, settings, host, subjects)
-    incident_agents.register(app, settings, incident_agents.build_incident_host(
+    incident_agents.register(app, settings, build_incident_host(
         settings, host.cfg.clock.allowed_lateness, core.locator, host.subjects))
 
     @app.task

@@ -34,51 +34,19 @@ import faust
 import orjson
 from faust.types import TP
 
+from pipeline.clients import committed_offsets, read_partition
 from pipeline.detect.alerts import Alert
-from pipeline.detect.config import load_config
 from pipeline.detect.host import DetectorHost, Output, decode_located, decode_record
-from pipeline.detect.landslide import PointLevel, ZoneLevels, level_name
-from pipeline.envelope import dlq_event, iso_ms, make_event
+from pipeline.detect.landslide import ZoneLevels
+from pipeline.detect.wiring import (
+    change_from_record,
+    level_record,
+    tick_envelope,
+)
+from pipeline.envelope import dlq_event
 from pipeline.errors import Rejected
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config
-from pipeline.sink import partition_for
-from pipeline.subjects import load_subjects_file, subject_from_data
-
-LEVEL_INDEX = {"none": -1, "blue": 0, "yellow": 1, "orange": 2, "red": 3}
-
-
-def tick_envelope(tick_ms: int, partition: int) -> dict:
-    """A clock.v1 record: the same tick value always has the same id."""
-    return make_event("gridwatch.clock.v1", f"tick:{partition}:{tick_ms}", iso_ms(tick_ms),
-                      {"tick": tick_ms, "at": iso_ms(tick_ms), "source": "ticker"},
-                      source="gridwatch/clock")
-
-
-def level_record(change: PointLevel, zone: str) -> tuple[bytes, bytes]:
-    """(key, value) of a levels.v1 record for one zone of a point."""
-    data = {"point_id": change.point_id, "zone_id": zone, "grid_id": change.grid_id,
-            "path": list(change.path), "level": level_name(change.level),
-            "previous": level_name(change.previous), "at": iso_ms(change.at_ms),
-            "at_ms": change.at_ms, "evidence": change.evidence}
-    ev = make_event("gridwatch.level.v1", f"level:{change.point_id}:{zone}:{change.at_ms}",
-                    iso_ms(change.at_ms), data, subject=zone, source="gridwatch/detectors")
-    return zone.encode(), orjson.dumps(ev)
-
-
-def change_from_record(data: dict) -> PointLevel:
-    return PointLevel(data["point_id"], (data["zone_id"],), data["grid_id"],
-                      tuple(data.get("path") or ()), LEVEL_INDEX[data["level"]],
-                      LEVEL_INDEX[data["previous"]], data["at_ms"], data["evidence"])
-
-
-def build_host(settings: Settings, subjects: dict | None = None) -> DetectorHost:
-    """The detector host for these settings (config validated here, at start-up)."""
-    cfg = load_config(settings.detectors_file)
-    reg = subjects if subjects is not None else {}
-    if settings.subjects_file:
-        reg.update(load_subjects_file(settings.subjects_file))
-    return DetectorHost(cfg, reg, partition_of=lambda g: partition_for(g.encode(), settings.partitions))
 
 
 def register(app: faust.App, settings: Settings, host: DetectorHost, follower: Any) -> None:
@@ -289,55 +257,3 @@ class ClockTicker:
         self.last[partition] = tick_ms
 
 
-def committed_offsets(settings: Settings, group: str, partition: int,
-                      topics: tuple[str, ...]) -> dict[str, int]:
-    """The consumer group's committed offset of one partition of each topic (0 if none)."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    try:
-        offsets = admin.list_group_offsets(group).get(group) or {}
-    finally:
-        admin.close()
-    out = dict.fromkeys(topics, 0)
-    for tp, meta in offsets.items():
-        if tp.topic in out and tp.partition == partition and meta.offset > 0:
-            out[tp.topic] = meta.offset
-    return out
-
-
-async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int,
-                         with_timestamp: bool = False) -> Any:
-    """Values (or (timestamp ms, value) pairs) of one partition from the beginning up to offset
-    `upto` (exclusive)."""
-    if upto <= 0:
-        return
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(**kafka_cfg, enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=5, max_partition_fetch_bytes=8 << 20)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            msgs = batch.get(tp, [])
-            for m in msgs:
-                if m.offset >= upto:
-                    return
-                yield (m.timestamp, m.value) if with_timestamp else m.value
-            if await consumer.position(tp) >= upto:
-                return
-    finally:
-        await consumer.stop()
-
-
-def subject_follower(settings: Settings, kafka_config: dict, host: DetectorHost) -> Any:
-    """A follower of subjects.v1 feeding the host's registry."""
-    from pipeline.devices import RegistryFollower
-
-    return RegistryFollower(settings.topic("subjects.v1"), kafka_config, host.subjects,  # type: ignore[arg-type]
-                            settings.max_message_bytes, short="subjects.v1", key_field="subject_id",
-                            transform=subject_from_data)

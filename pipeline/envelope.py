@@ -33,6 +33,13 @@ INPUT_TYPES = {"reports.v1": "gridwatch.report.v1", "pings.v1": "gridwatch.ping.
 def validator(schema_file: str) -> Any:
     """A compiled validator for one schema file of topics/schemas."""
     schema = orjson.loads((SCHEMA_DIR / schema_file).read_bytes())
+    if schema_file == "ping.json":  # the kinds and units of plugin detectors are valid pings too
+        from pipeline.detect.plugins import registry
+
+        props = schema["properties"]
+        for det in registry().values():
+            props["kind"]["enum"] += sorted(det.kinds - set(props["kind"]["enum"]))
+            props["unit"]["enum"] += sorted(det.units - set(props["unit"]["enum"]))
     return fastjsonschema.compile(schema)
 
 

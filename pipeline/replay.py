@@ -31,7 +31,7 @@ import orjson
 from pipeline.detect.alerts import Alert
 from pipeline.detect.host import DetectorHost, Output, decode_located, decode_record
 from pipeline.detect.landslide import ZoneLevels
-from pipeline.detect_agents import build_host, change_from_record, level_record
+from pipeline.detect.wiring import build_host, change_from_record, level_record
 from pipeline.errors import Rejected
 from pipeline.incident.host import Changes, IncidentHost
 from pipeline.incident.records import escalation_record, incident_record
@@ -94,7 +94,7 @@ class CoreReplayer:
     def __init__(self, settings: Settings, core: IngestCore,
                  detectors: DetectorHost | None = None, incidents: IncidentHost | None = None,
                  keep: Iterable[str] = OUTPUT_TOPICS, batch: int = 4096) -> None:
-        from pipeline.incident_agents import build_incident_host
+        from pipeline.incident.wiring import build_incident_host
 
         self.settings = settings
         self.core = core
@@ -205,7 +205,7 @@ class CoreReplayer:
         self.detectors.subjects_version += 1
 
     def _command(self, rec: LogRecord) -> None:
-        from pipeline.incident_agents import decode_command
+        from pipeline.incident.wiring import decode_command
 
         self.stats.commands += 1
         try:

@@ -9,7 +9,7 @@ id ``<incident id>:<step>:<person>:<channel>``, the idempotency key of its deliv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.delivery.roster import Roster, on_duty
 from pipeline.detect.host import event_ms
@@ -25,13 +25,14 @@ TRANSITION_ZH = {"dispatched": "派单", "repeated": "再次呼叫", "escalated"
 class Delivery:
     notification_id: str
     person: str
-    channel: str  # webhook or email
+    channel: str  # a name of the channel registry: webhook, dingtalk, email...
     address: str
     lang: str
     role: str
     unit: str  # where the duty was found
     fell_back: bool
     fmt: str = "json"  # webhook body: json or cap
+    secret: str | None = field(default=None, repr=False)  # a robot's signing key (DingTalk)
 
 
 def render(esc: dict, lang: str) -> tuple[str, str]:
@@ -70,11 +71,11 @@ def plan(esc: dict, roster: Roster) -> tuple[list[Delivery], list[str]]:
             continue
         for person_id in duty.people:
             person = roster.people[person_id]
-            for channel, address in (("webhook", person.webhook), ("email", person.email)):
-                if address:
-                    nid = f"{esc['incident_id']}:{esc['step']}:{person_id}:{channel}"
-                    out.append(Delivery(nid, person_id, channel, address, person.lang, role,
-                                        duty.unit, duty.fell_back, person.webhook_format))
+            for channel, address in person.addresses():
+                nid = f"{esc['incident_id']}:{esc['step']}:{person_id}:{channel}"
+                out.append(Delivery(nid, person_id, channel, address.target, person.lang, role,
+                                    duty.unit, duty.fell_back, person.webhook_format,
+                                    address.secret))
     return out, missing
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.delivery.channels import Address
 from pipeline.incident.sla import is_workday
 from pipeline.yaml_config import load_model, model_from_dict
 
@@ -32,18 +33,46 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Person(_Frozen):
+class Person(BaseModel):
+    """Someone on a roster. Besides these fields, each channel of the registry
+    (`pipeline.delivery.channels`) is a field named after it: ``webhook``, ``email``,
+    ``dingtalk``...; its value is that channel's address, checked by the channel."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
     name: str = Field(min_length=1, max_length=64)  # personal data: never logged
-    webhook: str | None = Field(None, pattern=r"^https?://", max_length=2048)
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    webhook: str | None = None
+    email: str | None = None
     lang: str = Field("zh", pattern="^(zh|en)$")
     webhook_format: str = Field("json", pattern="^(json|cap)$")  # cap: OASIS CAP 1.2 XML body
 
     @model_validator(mode="after")
     def _reachable(self) -> Person:
-        if not (self.webhook or self.email):
-            raise ValueError("a person needs at least one channel (webhook or email)")
+        from pipeline.delivery.channels import registry
+
+        known = registry()
+        for key in self.model_extra or {}:
+            if key not in known:
+                raise ValueError(f"unknown channel {key!r}; channels: {', '.join(known)}")
+        if not self.addresses():
+            raise ValueError(f"a person needs at least one channel ({', '.join(known)})")
         return self
+
+    def addresses(self) -> list[tuple[str, Address]]:
+        """(channel, address) for every channel this person has, in the registry's order;
+        ValueError naming the channel when an address is not valid for it."""
+        from pipeline.delivery.channels import registry
+
+        out = []
+        for name, ch in registry().items():
+            value = getattr(self, name, None) if name in ("webhook", "email") else \
+                (self.model_extra or {}).get(name)
+            if value is not None:
+                try:
+                    out.append((name, ch.parse(value)))
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}")
+        return out
 
 
 def _clock(value: str) -> time:

@@ -21,55 +21,20 @@ Attempt times are wall-clock: delivery happens in the real world, not in event t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
-import smtplib
 import time
-from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 import orjson
 
-from pipeline.delivery.cap import incident_to_cap
-from pipeline.delivery.notify import Delivery, incident_from_escalation, links, plan, render
+from pipeline.delivery.channels import Breaker, DeliveryError, SendContext, channel
+from pipeline.delivery.notify import Delivery, plan
 from pipeline.delivery.roster import Roster, on_duty
-from pipeline.delivery.signing import HEADER, sign
 from pipeline.envelope import iso_ms, make_event
 from pipeline.incident.policy import LADDER, responsible
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config, durable_producer
-
-
-@dataclass
-class Breaker:
-    """Per-endpoint circuit breaker."""
-
-    failures: int = 0
-    open_until: float = 0.0
-    threshold: int = 5
-    cool_s: float = 30.0
-
-    def allow(self, now: float) -> bool:
-        return now >= self.open_until
-
-    def record(self, ok: bool, now: float) -> None:
-        if ok:
-            self.failures = 0
-            return
-        self.failures += 1
-        if self.failures >= self.threshold:
-            self.open_until, self.failures = now + self.cool_s, 0
-
-
-class DeliveryError(Exception):
-    """A send failed; `retriable` says whether trying again can help."""
-
-    def __init__(self, message: str, retriable: bool = True) -> None:
-        super().__init__(message)
-        self.retriable = retriable
-
 
 ROSTER_MAX_BYTES = 16 << 20
 
@@ -124,63 +89,8 @@ class Notifier:
         if outcome == "delivered":
             self.done.add(nid)
 
-    async def _webhook(self, d: Delivery, esc: dict) -> None:
-        breaker = self.breakers.setdefault(d.address, Breaker())
-        now = time.monotonic()
-        if not breaker.allow(now):
-            raise DeliveryError("circuit open for this endpoint")
-        subject, text = render(esc, d.lang)
-        if d.fmt == "cap":
-            area = " / ".join(esc.get("path") or [d.unit])
-            body = incident_to_cap(incident_from_escalation(esc), area)
-            content_type = "application/cap+xml"
-        else:
-            body = orjson.dumps({"notification_id": d.notification_id, "subject": subject,
-                                 "text": text, "role": d.role, "unit": d.unit,
-                                 "links": links(esc, self.s.public_url), "escalation": esc})
-            content_type = "application/json"
-        headers = {"Content-Type": content_type, "Idempotency-Key": d.notification_id}
-        if self.s.webhook_secrets:
-            headers[HEADER] = sign(list(self.s.webhook_secrets), int(time.time()), body)
-        assert self.http is not None
-        try:
-            async with self.http.post(d.address, data=body, headers=headers,
-                                      timeout=aiohttp.ClientTimeout(total=self.s.notify_timeout_s)) as r:
-                if r.status >= 300:
-                    breaker.record(False, time.monotonic())
-                    raise DeliveryError(f"HTTP {r.status}", retriable=r.status >= 500 or r.status == 429)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            breaker.record(False, time.monotonic())
-            raise DeliveryError(f"{type(exc).__name__}: {exc}")
-        breaker.record(True, time.monotonic())
-
-    def _email_sync(self, d: Delivery, esc: dict) -> None:
-        if not self.s.smtp_host:
-            raise DeliveryError("no SMTP server configured (GRIDWATCH_SMTP_HOST)", retriable=False)
-        subject, text = render(esc, d.lang)
-        msg = EmailMessage()
-        msg["Subject"], msg["From"], msg["To"] = subject, self.s.smtp_from, d.address
-        # a Message-ID must be a dot-atom: a digest of the notification id, which also travels
-        # in its own header (mail systems drop repeated Message-IDs)
-        msg["Message-ID"] = f"<{hashlib.sha1(d.notification_id.encode()).hexdigest()}@gridwatch>"
-        msg["X-Gridwatch-Notification"] = d.notification_id
-        urls = links(esc, self.s.public_url)
-        msg.set_content(text + "".join(f"\n{k}: {v}" for k, v in urls.items()))
-        try:
-            with smtplib.SMTP(self.s.smtp_host, self.s.smtp_port, timeout=self.s.notify_timeout_s) as smtp:
-                if self.s.smtp_starttls:
-                    smtp.starttls()
-                if self.s.smtp_user:
-                    smtp.login(self.s.smtp_user, self.s.smtp_password or "")
-                smtp.send_message(msg)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}")
-
     async def _send(self, d: Delivery, esc: dict) -> None:
-        if d.channel == "webhook":
-            await self._webhook(d, esc)
-        else:
-            await asyncio.to_thread(self._email_sync, d, esc)
+        await channel(d.channel).send(SendContext(self.s, self.http, self.breakers), d, esc)
 
     async def deliver(self, d: Delivery, esc: dict, fallback: bool = True) -> bool:
         """Send with retries; on final failure, call the next level. True when delivered."""
@@ -215,12 +125,11 @@ class Notifier:
             return
         for person_id in duty.people:
             person = self.roster.people[person_id]
-            for channel, address in (("webhook", person.webhook), ("email", person.email)):
-                if address:
-                    nid = f"{d.notification_id}:fallback:{person_id}:{channel}"
-                    await self.deliver(Delivery(nid, person_id, channel, address, person.lang, role,
-                                                duty.unit, True, person.webhook_format), esc,
-                                       fallback=False)
+            for name, address in person.addresses():
+                nid = f"{d.notification_id}:fallback:{person_id}:{name}"
+                await self.deliver(Delivery(nid, person_id, name, address.target, person.lang, role,
+                                            duty.unit, True, person.webhook_format, address.secret),
+                                   esc, fallback=False)
 
     async def handle(self, esc: dict) -> None:
         try:
@@ -234,7 +143,7 @@ class Notifier:
         await asyncio.gather(*(self.deliver(d, esc) for d in deliveries))
 
     async def _load_done(self) -> None:
-        from pipeline.detect_agents import read_partition
+        from pipeline.clients import read_partition
 
         cfg = aiokafka_config(self.s)
         from aiokafka import AIOKafkaConsumer, TopicPartition

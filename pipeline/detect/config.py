@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.functional_validators import BeforeValidator
 
 from pipeline.yaml_config import load_model, model_from_dict
@@ -208,6 +208,30 @@ class DetectorConfig(_Frozen):
     inactivity: InactivityConfig
     landslide: LandslideConfig
     reports: ReportsConfig
+    #: sections of plugin detectors (pipeline/detect/plugins/), by plugin name; absent: off
+    plugins: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_sections(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        from pipeline.detect.plugins import registry
+
+        core = set(cls.model_fields) - {"plugins"}
+        known = registry()
+        plugins: dict[str, Any] = {}
+        for key in [k for k in raw if k not in core]:
+            if key not in known:
+                raise ValueError(f"unknown section {key!r}; core sections: {', '.join(sorted(core))}; "
+                                 f"plugins: {', '.join(known) or 'none'}")
+            try:
+                plugins[key] = known[key].config_model.model_validate(raw[key])
+            except ValidationError as exc:
+                problems = "; ".join(f"{key}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                     for e in exc.errors())
+                raise ValueError(problems)
+        return {k: v for k, v in raw.items() if k in core} | {"plugins": plugins}
 
 
 def load_config(path: str | Path | None = None) -> DetectorConfig:

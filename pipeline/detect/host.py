@@ -20,6 +20,9 @@ from pipeline.detect.clock import Watermark
 from pipeline.detect.config import DetectorConfig
 from pipeline.detect.inactivity import InactivityDetector, Subject
 from pipeline.detect.landslide import SENSOR_KINDS, PointLevel, PointState, apply_reading, evaluate, new_point
+from pipeline.detect.plugins import Reading
+from pipeline.detect.plugins import kinds as plugin_kinds
+from pipeline.detect.plugins import registry as plugin_registry
 from pipeline.detect.reports import ReportClusterer
 from pipeline.envelope import check_size
 from pipeline.errors import Rejected
@@ -73,8 +76,8 @@ def _decode(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[Any, in
     if missing or data["source_type"] not in ("report", "ping"):
         lacks = ", ".join(missing) or "a known type"
         raise Rejected("bad_located", f"{data['source_type']!r} input lacks {lacks}")
-    if data["source_type"] == "ping" and inp.get("kind") in SENSOR_KINDS \
-            and not isinstance(inp.get("value"), int | float):
+    numeric = inp.get("kind") in SENSOR_KINDS or inp.get("kind") in plugin_kinds()
+    if data["source_type"] == "ping" and numeric and not isinstance(inp.get("value"), int | float):
         raise Rejected("bad_located", f"{inp['kind']} reading without a numeric value")
     if data["source_type"] == "report" and not all(isinstance(data.get(k), int | float)
                                                    for k in ("lon", "lat")):
@@ -124,11 +127,16 @@ class PartitionDetectors:
         self.reports = ReportClusterer(cfg.reports)
         self.swept_ms = 0
         self.armed_version = -1
+        detectors = plugin_registry()
+        self.plugins = {name: (detectors[name], pcfg, detectors[name].new_state(pcfg))
+                        for name, pcfg in cfg.plugins.items()}
 
     def advance(self, out: Output) -> None:
         now = self.watermark.now_ms
         out.alerts += self.inactivity.advance(now)
         out.alerts += self.reports.advance(now)
+        for det, pcfg, state in self.plugins.values():
+            out.alerts += det.on_time(state, pcfg, now)
         if now - self.swept_ms >= POINT_SWEEP_MS:
             self.swept_ms = now
             for st in self.points.values():
@@ -222,6 +230,18 @@ class DetectorHost:
               path: tuple[str, ...], t: int, out: Output) -> None:
         kind, device_id = inp["kind"], inp["device_id"]
         device = data.get("device") or {}
+        plugin = plugin_kinds().get(kind)
+        if plugin is not None:
+            if plugin.name not in pd.plugins:
+                self.stats.ignored += 1  # its detector is not configured
+                return
+            value = inp.get("value")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise Rejected("bad_located", f"{kind} reading without a numeric value")
+            det, pcfg, state = pd.plugins[plugin.name]
+            out.alerts += det.on_reading(state, pcfg, Reading(device_id, kind, float(value),
+                                                              inp.get("unit"), t, grid, path, device))
+            return
         sensor = SENSOR_KINDS.get(kind)
         if sensor is not None:
             st = pd.points.get(device_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.settings import Settings
 from topics.admin import create
@@ -87,39 +87,57 @@ class Pipeline:
 
     def collect_upto(self, short: str, n: int, timeout_s: float) -> list:
         """Up to `n` records from the start of a topic within the timeout (no failure)."""
-        c = KafkaConsumer(self.settings.topic(short), bootstrap_servers=self.settings.broker,
-                          auto_offset_reset="earliest", consumer_timeout_ms=300)
-        got: list = []
         deadline = time.monotonic() + timeout_s
-        try:
-            while len(got) < n and time.monotonic() < deadline:
-                got.extend(c)
-        finally:
-            c.close()
-        return got
+        while True:
+            got = read_all(self.settings.broker, [self.settings.topic(short)])
+            if len(got) >= n or time.monotonic() > deadline:
+                return got[:n] if len(got) > n else got
+            time.sleep(0.2)
 
     @staticmethod
     def values(msgs: list) -> list[dict]:
         return [orjson.loads(m.value) for m in msgs]
 
 
-def read_until_quiet(bootstrap: str, topics: list[str], quiet_s: float,
-                     timeout_s: float = 120) -> list:
-    """Every record of `topics` from the start, once none has arrived for `quiet_s` (or at the
-    timeout), in (topic, partition, offset) order."""
-    c = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=500)
+def read_all(bootstrap: str, topics: list[str], quiet_s: float = 0.3, cap_s: float = 30) -> list:
+    """Every record of `topics` now: a fresh consumer assigned every partition from the start,
+    read to the end offsets (and `quiet_s` beyond: the embedded broker's end offset can trail)."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     got: list = []
-    last = time.monotonic()
-    deadline = last + timeout_s
     try:
-        while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
-            batch = list(c)
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        if not tps:
+            return got
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        ends = c.end_offsets(tps)
+        start = last = time.monotonic()
+        while time.monotonic() - start < cap_s:
+            batch = c.poll(timeout_ms=100)
+            for records in batch.values():
+                got += records
             if batch:
-                got += batch
                 last = time.monotonic()
+            if all(c.position(tp) >= ends[tp] for tp in tps) and time.monotonic() - last >= quiet_s:
+                break
     finally:
         c.close()
+    return got
+
+
+def read_until_quiet(bootstrap: str, topics: list[str], quiet_s: float,
+                     timeout_s: float = 120) -> list:
+    """Every record of `topics` from the start, once no new one has arrived for `quiet_s` (or
+    at the timeout), in (topic, partition, offset) order."""
+    got: list = []
+    changed = time.monotonic()
+    deadline = changed + timeout_s
+    while time.monotonic() - changed < quiet_s and time.monotonic() < deadline:
+        now = read_all(bootstrap, topics, quiet_s=min(quiet_s, 0.3))
+        if len(now) != len(got):
+            got, changed = now, time.monotonic()
+        else:
+            time.sleep(0.2)
     return sorted(got, key=lambda m: (m.topic, m.partition, m.offset))
 
 

@@ -16,7 +16,7 @@ import yaml
 from kafka import KafkaConsumer
 
 from pipeline.detect.config import DEFAULT_FILE
-from pipeline.detect_agents import tick_envelope
+from pipeline.detect.wiring import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms, validator
 from pipeline.settings import Settings

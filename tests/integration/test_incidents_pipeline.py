@@ -11,7 +11,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.detect_agents import tick_envelope
+from pipeline.detect.wiring import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms, validator
 from pipeline.settings import Settings

@@ -20,7 +20,7 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.detect.config import DEFAULT_FILE
-from pipeline.detect_agents import tick_envelope
+from pipeline.detect.wiring import tick_envelope
 from pipeline.devices import device_envelope
 from pipeline.envelope import iso_ms
 from pipeline.replay import by_id

@@ -50,7 +50,7 @@ def test_links_and_cap_from_an_escalation():
 
 
 def test_circuit_breaker_opens_after_five_failures_and_cools_down():
-    from pipeline.delivery.service import Breaker
+    from pipeline.delivery.channels import Breaker
 
     b = Breaker()
     for _ in range(4):

@@ -72,8 +72,8 @@ def test_a_damaged_segment_is_a_readable_error(tmp_path):
 
 def _replay(log: list[LogRecord], registry: dict) -> CoreReplayer:
     from ops.bench_replay import _NoCore
-    from pipeline.detect_agents import build_host
-    from pipeline.incident_agents import build_incident_host
+    from pipeline.detect.wiring import build_host
+    from pipeline.incident.wiring import build_incident_host
     from pipeline.settings import Settings
 
     s = Settings.from_env({}, partitions=4)
