@@ -1,4 +1,7 @@
-"""The notifier (`gridwatch notifier`): escalations.v1 -> webhooks and e-mail, with receipts.
+"""The notifier (`gridwatch notifier`): escalations.v1 -> the delivery channels, with receipts.
+
+Channels (webhook, DingTalk, e-mail...) are the modules of `pipeline.delivery.channels`; the
+notifier plans, sends, retries and falls back through that one interface.
 
 Its own service with its own consumer group (``<app_id>-notifier``), so delivery, which waits
 on other people's servers, never slows the pipeline. For each escalation record it plans the
