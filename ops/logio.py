@@ -35,6 +35,23 @@ def _partitions(consumer: KafkaConsumer, settings: Settings,
     return out
 
 
+def caught_up(consumer: KafkaConsumer, settings: Settings, tps: Iterable[TopicPartition],
+              ends: dict[TopicPartition, int] | None, idle: int) -> bool:
+    """Read to the end: three empty polls in a row and, on Apache Kafka (exact end offsets),
+    every partition at the end offset taken at the start. The embedded broker's end offsets
+    can trail the real end, so there idleness alone decides; on a loaded 3-broker cluster an
+    idle second alone can come before the last fetch does."""
+    if idle < 3:
+        return False
+    return ends is None or all(consumer.position(tp) >= ends[tp] for tp in tps)
+
+
+def end_offsets(consumer: KafkaConsumer, settings: Settings,
+                tps: Iterable[TopicPartition]) -> dict[TopicPartition, int] | None:
+    """End offsets to read up to (None on the embedded broker, see `caught_up`)."""
+    return None if settings.embedded else consumer.end_offsets(list(tps))
+
+
 def _redrives(headers: Any) -> int:
     for k, v in headers or ():
         if k == REDRIVE_HEADER:
@@ -50,8 +67,9 @@ def kafka_streams(settings: Settings, shorts: Iterable[str], since_ms: int | Non
     """The records of these topics between two times (``offsets_for_times``), one list per
     partition in offset order, read until the partitions have nothing more; and their count.
 
-    The end is found by reading, not from ``end_offsets``: the embedded broker (Tansu) reports
-    the base offset + 1 of a partition's last record batch there, short of its real end.
+    The end is found by reading (and, on Apache Kafka, by the end offsets too, see
+    `caught_up`): the embedded broker (Tansu) reports the base offset + 1 of a partition's last
+    record batch there, short of its real end.
     """
     consumer = _consumer(settings)
     try:
@@ -68,8 +86,9 @@ def kafka_streams(settings: Settings, shorts: Iterable[str], since_ms: int | Non
                 else:
                     consumer.seek(tp, found.offset)
         lists: dict[TopicPartition, list[LogRecord]] = {tp: [] for tp in tps}
+        ends = end_offsets(consumer, settings, tps)
         idle = 0
-        while idle < 3:
+        while not caught_up(consumer, settings, tps, ends, idle):
             got = consumer.poll(timeout_ms=300, max_records=10_000)
             idle = 0 if got else idle + 1
             for tp, msgs in got.items():
@@ -115,6 +134,7 @@ class ArchiveSink:
                 else:
                     consumer.seek(tp, committed)
             last_roll = time.monotonic()
+            ends = end_offsets(consumer, self.settings, tps) if until_caught_up else None
             idle = 0
             while not self.stop.is_set():
                 got = consumer.poll(timeout_ms=300, max_records=20_000)
@@ -124,7 +144,7 @@ class ArchiveSink:
                         self.writer.add(tps[tp], m.partition, m.offset, m.timestamp, m.key, m.value,
                                         m.headers or ())
                     self.records += len(msgs)
-                done = until_caught_up and idle >= 3  # caught up: read, not end_offsets (see above)
+                done = until_caught_up and caught_up(consumer, self.settings, tps, ends, idle)
                 if done or time.monotonic() - last_roll >= self.flush_s:
                     segs = self.writer.roll()
                     positions = {tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps}
