@@ -44,7 +44,13 @@ def committed_offsets(settings: Settings, group: str, partition: int,
 async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int,
                          with_timestamp: bool = False) -> Any:
     """Values (or (timestamp ms, value) pairs) of one partition from the beginning up to offset
-    `upto` (exclusive)."""
+    `upto` (exclusive).
+
+    Done when a record at `upto - 1` or later was seen, or when the position is at `upto` and
+    two fetches in a row brought nothing (records removed by retention or compaction): the
+    position alone is not enough, aiokafka can advance it for a fetch whose records a timed-out
+    `getmany` has not handed out yet (on a loaded Kafka cluster a rebuild lost its history so).
+    """
     if upto <= 0:
         return
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -56,6 +62,7 @@ async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int,
     try:
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
+        empty_at_end = 0
         while True:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
             msgs = batch.get(tp, [])
@@ -63,7 +70,13 @@ async def read_partition(kafka_cfg: dict, topic: str, partition: int, upto: int,
                 if m.offset >= upto:
                     return
                 yield (m.timestamp, m.value) if with_timestamp else m.value
-            if await consumer.position(tp) >= upto:
-                return
+                if m.offset >= upto - 1:
+                    return
+            if msgs:
+                empty_at_end = 0
+            elif await consumer.position(tp) >= upto:
+                empty_at_end += 1
+                if empty_at_end >= 2:
+                    return
     finally:
         await consumer.stop()

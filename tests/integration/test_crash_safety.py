@@ -5,6 +5,7 @@ restarted each time. The final incidents and every escalation (ids and bodies) a
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -27,8 +28,8 @@ def _run(broker, atlas_file, tmp_path, tag: str, crash_at: tuple[str, ...]) -> t
 
 
 def test_sigkill_three_times_changes_no_incident_and_no_escalation(broker, atlas_file, tmp_path):
-    calm, _ = _run(broker, atlas_file, tmp_path, f"calm{os.getpid()}", ())
-    rough, killed = _run(broker, atlas_file, tmp_path, f"rough{os.getpid()}",
+    calm, _ = _run(broker, atlas_file, tmp_path, f"calm{os.getpid()}r{time.monotonic_ns() % 1000000}", ())
+    rough, killed = _run(broker, atlas_file, tmp_path, f"rough{os.getpid()}r{time.monotonic_ns() % 1000000}",
                          ("mid-inputs", "after-alerts", "after-ack"))
     assert killed == 3
     assert len(calm["escalations.v1"]) > 20 and calm["incidents.v1"]

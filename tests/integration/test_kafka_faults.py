@@ -10,6 +10,7 @@ The live-clock fault (the ticking worker SIGKILLed) is in test_live_clock.py.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -40,7 +41,8 @@ def _run(cluster, atlas_file, tmp_path, tag: str, **kw) -> dict:
 @pytest.fixture(scope="module")
 def calm(kafka_cluster, atlas_file, tmp_path_factory) -> dict:
     """The undisturbed run, one worker, every broker up."""
-    out = _run(kafka_cluster, atlas_file, tmp_path_factory.mktemp("calm"), f"kcalm{os.getpid()}")
+    tag = f"kcalm{os.getpid()}r{time.monotonic_ns() % 1000000}"  # a rerun gets its own topics
+    out = _run(kafka_cluster, atlas_file, tmp_path_factory.mktemp("calm"), tag)
     assert len(out["escalations.v1"]) > 20 and out["incidents.v1"] and out["alerts.v1"]
     return out
 
@@ -78,7 +80,8 @@ def test_a_broker_sigkilled_mid_scenario_and_restarted_changes_nothing(kafka_clu
             kafka_cluster.restart(victim)
 
     try:
-        rough = _run(kafka_cluster, atlas_file, tmp_path, f"kbroker{os.getpid()}", fault=fault)
+        tag = f"kbroker{os.getpid()}r{time.monotonic_ns() % 1000000}"
+        rough = _run(kafka_cluster, atlas_file, tmp_path, tag, fault=fault)
     finally:
         kafka_cluster.restart(victim)  # the session's cluster stays whole for the next tests
     assert seen == ["mid-inputs", "after-alerts", "after-ack"]
@@ -86,7 +89,7 @@ def test_a_broker_sigkilled_mid_scenario_and_restarted_changes_nothing(kafka_clu
 
 
 def test_rebalances_while_records_flow_change_nothing(kafka_cluster, atlas_file, tmp_path, calm):
-    tag = f"krebal{os.getpid()}"
+    tag = f"krebal{os.getpid()}r{time.monotonic_ns() % 1000000}"
     p = _pipeline(kafka_cluster, atlas_file, tmp_path, tag)
     joined: list = []
 

@@ -109,7 +109,7 @@ def _ms(iso: str) -> int:
 
 
 def test_live_clock_escalates_an_unacknowledged_incident_by_itself(broker, atlas_file, tmp_path):
-    tag = f"live{os.getpid()}{'k' if not broker.embedded else 'e'}"
+    tag = f"live{os.getpid()}r{time.monotonic_ns() % 1000000}{'k' if not broker.embedded else 'e'}"
     p = live_pipeline(broker, atlas_file, tmp_path / "live", tag)
     proc = p.start_worker()
     try:
@@ -163,7 +163,7 @@ def ticking(log: Path) -> set[int]:
 def test_killed_ticker_is_replaced_and_the_incident_still_climbs(kafka_cluster, atlas_file, tmp_path):
     """Three workers in live mode with the shipped session timeout; the one ticking the alert's
     partition is SIGKILLed right after the incident opens."""
-    tag = f"tk{os.getpid()}"
+    tag = f"tk{os.getpid()}r{time.monotonic_ns() % 1000000}"
     p = live_pipeline(kafka_cluster, atlas_file, tmp_path / "tk", tag, GRIDWATCH_SESSION_TIMEOUT_S="")
     session_s = Settings.from_env({}).group_session_timeout_s  # the shipped default on Kafka
     part = partition_for(b"g1", p.settings.partitions)

@@ -168,7 +168,7 @@ def run_scenario(p: Pipeline, group: str, crash_at: tuple[str, ...] = (), worker
 
 
 def test_archive_replay_and_whatif(broker, atlas_file, tmp_path):
-    tag = f"rp{os.getpid()}"
+    tag = f"rp{os.getpid()}r{time.monotonic_ns() % 1000000}"
     s = Settings.from_env({}, broker=broker.bootstrap, topic_prefix=f"{tag}.", embedded=broker.embedded)
     create(s)
     p = Pipeline(s, atlas_file, tmp_path, {"GRIDWATCH_CLOCK": "off", "GRIDWATCH_APP_ID": tag})
