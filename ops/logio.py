@@ -35,7 +35,7 @@ def _partitions(consumer: KafkaConsumer, settings: Settings,
     return out
 
 
-def caught_up(consumer: KafkaConsumer, settings: Settings, tps: Iterable[TopicPartition],
+def caught_up(consumer: KafkaConsumer, tps: Iterable[TopicPartition],
               ends: dict[TopicPartition, int] | None, idle: int) -> bool:
     """Read to the end: three empty polls in a row and, on Apache Kafka (exact end offsets),
     every partition at the end offset taken at the start. The embedded broker's end offsets
@@ -88,7 +88,7 @@ def kafka_streams(settings: Settings, shorts: Iterable[str], since_ms: int | Non
         lists: dict[TopicPartition, list[LogRecord]] = {tp: [] for tp in tps}
         ends = end_offsets(consumer, settings, tps)
         idle = 0
-        while not caught_up(consumer, settings, tps, ends, idle):
+        while not caught_up(consumer, tps, ends, idle):
             got = consumer.poll(timeout_ms=300, max_records=10_000)
             idle = 0 if got else idle + 1
             for tp, msgs in got.items():
@@ -144,7 +144,7 @@ class ArchiveSink:
                         self.writer.add(tps[tp], m.partition, m.offset, m.timestamp, m.key, m.value,
                                         m.headers or ())
                     self.records += len(msgs)
-                done = until_caught_up and caught_up(consumer, self.settings, tps, ends, idle)
+                done = until_caught_up and caught_up(consumer, tps, ends, idle)
                 if done or time.monotonic() - last_roll >= self.flush_s:
                     segs = self.writer.roll()
                     positions = {tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps}

@@ -11,7 +11,6 @@ import hmac
 import time
 
 import aiohttp
-import orjson
 import pytest
 from aiohttp import web
 
@@ -125,5 +124,5 @@ def test_the_roster_refuses_a_bad_dingtalk_address_readably():
             roster_from_dict(roster_with(bad))
     with pytest.raises(ConfigError, match="unknown channel 'wechat'"):
         roster_from_dict({**ROSTER, "people": {**ROSTER["people"], "wang": {"name": "王", "wechat": "x"}}})
-    assert orjson.dumps(roster_from_dict(roster_with("https://oapi.dingtalk.com/robot/send?access_token=t"))
-                        .people["wang"].addresses()[0][0])  == b'"dingtalk"'
+    wang = roster_from_dict(roster_with("https://oapi.dingtalk.com/robot/send?access_token=t")).people["wang"]
+    assert [name for name, _ in wang.addresses()] == ["dingtalk"]
