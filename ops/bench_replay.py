@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from pipeline.detect.inactivity import Subject
+from pipeline.detect.wiring import tick_envelope
 from pipeline.envelope import iso_ms, make_event
 from pipeline.replay import CoreReplayer, LogRecord, log_order
 from pipeline.settings import Settings
@@ -90,7 +91,7 @@ def build_log(events: int, subjects: int, seed: int = 7) -> tuple[list[LogRecord
         while next_tick <= t:
             for p in range(PARTITIONS):
                 add(PARTITIONS + p, "clock.v1", next_tick, b"tick",
-                    orjson.dumps({"data": {"tick": next_tick}}))
+                    orjson.dumps(tick_envelope(next_tick, p)))
             next_tick += 30_000
         r = rng.random()
         if r < 0.02:  # a rain gauge in one of 20 zones

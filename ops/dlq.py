@@ -78,6 +78,7 @@ def read_dlq(settings: Settings, code: str | None = None, since_ms: int | None =
         if m.value:
             markers[m.key.decode()] = orjson.loads(m.value)["data"]
     out = []
+    seen: set[str] = set()
     for m in _read_all(settings, "dlq.v1", since_ms):
         try:
             data = orjson.loads(m.value)["data"]
@@ -90,6 +91,9 @@ def read_dlq(settings: Settings, code: str | None = None, since_ms: int | None =
         if source and not data["source"]["topic"].endswith(source):
             continue
         entry = DlqEntry(m.partition, m.offset, m.timestamp, data)
+        if entry.dlq_id in seen:  # a registry rejection every worker recorded, with one id
+            continue
+        seen.add(entry.dlq_id)
         entry.redriven = markers.get(entry.dlq_id)
         out.append(entry)
     return sorted(out, key=lambda e: (e.timestamp_ms, e.partition, e.offset))
@@ -108,6 +112,9 @@ def redrive(settings: Settings, entries: list[DlqEntry], dry_run: bool = False) 
             continue
         if short not in INPUT_TOPICS:
             counts["skipped_not_an_input"] += 1
+            continue
+        if e.data.get("original_truncated"):  # only its first bytes were kept: nothing to resend
+            counts["skipped_truncated"] = counts.get("skipped_truncated", 0) + 1
             continue
         counts["redriven"] += 1
         if producer is None:

@@ -31,6 +31,7 @@ from pipeline.detect.host import DetectorHost
 from pipeline.detect.wiring import build_host, subject_follower
 from pipeline.devices import DeviceFollower, load_devices_file
 from pipeline.errors import ConfigError
+from pipeline.gate import DlqPolicy
 from pipeline.health import write_heartbeat
 from pipeline.incident.wiring import build_incident_host
 from pipeline.ingest import IngestCore, RawRecord, redrive_count
@@ -176,6 +177,12 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
     detect_agents.register(app, settings, host, subjects)
     incident_agents.register(app, settings, build_incident_host(
         settings, host.cfg.clock.allowed_lateness, core.locator, host.subjects))
+
+    async def send_dlq(key: bytes, value: bytes) -> None:
+        await (await get_sink()).producer.send_and_wait(out_names["dlq.v1"], value, key=key)
+
+    registry_dlq = DlqPolicy(send_dlq, settings.max_message_bytes, log)
+    follower.dlq = subjects.dlq = registry_dlq
 
     @app.task
     async def follow_devices() -> None:

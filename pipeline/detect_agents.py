@@ -43,8 +43,7 @@ from pipeline.detect.wiring import (
     level_record,
     tick_envelope,
 )
-from pipeline.envelope import dlq_event
-from pipeline.errors import Rejected
+from pipeline.gate import DlqPolicy, TimeBounds, record_ms
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config
 
@@ -65,6 +64,12 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             key, value = a.encode()
             await alerts.send(key=key, value=value)
 
+    async def send_dlq(key: bytes, value: bytes) -> None:
+        await dlq.send(key=key, value=value)
+
+    policy = DlqPolicy(send_dlq, settings.max_message_bytes, log)
+    bounds = TimeBounds.of(settings)
+
     async def emit(out: Output, msg: Any) -> None:
         await send_alerts(out.alerts)
         for change in out.levels:
@@ -72,11 +77,7 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                 key, value = level_record(change, zone)
                 await levels.send(key=key, value=value)
         for rej in out.rejected:
-            ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value,
-                           rej.code, rej.reason, rej.retriable)
-            await dlq.send(key=b"located.v1", value=orjson.dumps(ev))
-            log.warning("detector_rejected", code=rej.code, reason=rej.reason,
-                        partition=msg.partition, offset=msg.offset)
+            await policy.write(msg, rej.code, rej.reason, rej.retriable, "detectors")
 
     processed: dict[int, int] = {}  # located partition -> last offset handled
     rebuilt: set[int] = set()
@@ -95,7 +96,8 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         ticks: list[tuple[int, int]] = []
         async for ts, value in read_partition(kafka_cfg, clock_name, partition, upto[clock_name], True):
             with contextlib.suppress(Exception):
-                ticks.append((ts, decode_record(value, True, settings.max_message_bytes)[1]))
+                ticks.append((ts, decode_record(value, True, settings.max_message_bytes, ts,
+                                                bounds)[1]))
         n = next_tick = 0
         async for ts, value in read_partition(kafka_cfg, located_name, partition, upto[located_name], True):
             while next_tick < len(ticks) and ticks[next_tick][0] < ts:
@@ -144,27 +146,19 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                 if TP(msg.topic, msg.partition) not in app.consumer.assignment():
                     drop_partition(msg.partition)  # revoked meanwhile: its new owner rebuilds it
                     continue
-            try:
-                what, item = decode_record(msg.value, msg.topic == clock_name, settings.max_message_bytes)
+            if msg.topic != clock_name:
+                processed[msg.partition] = msg.offset
+            async with policy.guard(msg, "detectors"):  # never stop the stream: DLQ and go on
+                what, item = decode_record(msg.value, msg.topic == clock_name,
+                                           settings.max_message_bytes, record_ms(msg), bounds)
                 if what == "tick":
                     if has_backlog(msg.partition):
                         host.stats.ticks_deferred += 1
                         continue
                     out = host.on_tick(msg.partition, item)
                 else:
-                    processed[msg.partition] = msg.offset
                     out = host.on_located(msg.partition, item)
-            except Rejected as rej:
-                await emit(Output(rejected=[rej]), msg)
-                continue
-            except Exception as exc:  # never stop the stream: record the record and go on
-                ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value,
-                               "internal_error", f"detectors: {type(exc).__name__}: {exc}")
-                await dlq.send(key=msg.topic.encode(), value=orjson.dumps(ev))
-                log.error("detector_error", error=type(exc).__name__, partition=msg.partition,
-                          offset=msg.offset)
-                continue
-            await emit(out, msg)
+                await emit(out, msg)
 
     zone_parts: dict[int, ZoneLevels] = {}  # levels.v1 partition -> its zones
 
@@ -185,14 +179,9 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         async for event in stream.events():
             msg = event.message
             zones = zone_parts.get(msg.partition) or await rebuild_zones(msg.partition)
-            try:
+            async with policy.guard(msg, "zones"):
                 data = orjson.loads(msg.value)["data"]
-                out = zones.apply(data["zone_id"], change_from_record(data))
-            except Exception as exc:
-                log.error("zone_error", error=type(exc).__name__, partition=msg.partition,
-                          offset=msg.offset)
-                continue
-            await send_alerts(out)
+                await send_alerts(zones.apply(data["zone_id"], change_from_record(data)))
 
     @app.on_partitions_revoked.connect
     async def forget(app: faust.App, revoked: set, **_: Any) -> None:

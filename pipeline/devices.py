@@ -12,6 +12,7 @@ import asyncio
 import csv
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fastjsonschema
@@ -95,20 +96,33 @@ class RegistryFollower:
         self.ready = asyncio.Event()
         self.rejected = 0
         self.version = 0
+        self.dlq: Any = None  # a `pipeline.gate.DlqPolicy`: refused registrations are kept there
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Apply one registry record (a null value deletes)."""
+    def apply(self, key: bytes | None, value: bytes | None) -> Rejected | None:
+        """Apply one registry record (a null value deletes); a refused one changes nothing and
+        is returned (`run` writes its DLQ record)."""
         self.version += 1
         if value is None:
             if key is not None:
                 self.registry.pop(key.decode("utf-8", "replace"), None)
-            return
+            return None
         try:
             doc = decode(self.short, value, self.max_bytes)
-        except Rejected:
-            self.rejected += 1  # an invalid registration changes nothing; counted in stats
-            return
+        except Rejected as rej:
+            self.rejected += 1
+            return rej
         self.registry[doc["data"][self.key_field]] = self.transform(doc["data"])
+        return None
+
+    async def _refused(self, m: Any, rej: Rejected) -> None:
+        """The DLQ record of a refused registration. Every worker follows the whole registry,
+        so each writes it, with the same id (``dlq:<topic>:<partition>:<offset>``): readers
+        (``gridwatch dlq``) count ids, not records."""
+        if self.dlq is None:
+            return
+        msg = SimpleNamespace(topic=m.topic, partition=m.partition, offset=m.offset, key=m.key,
+                              value=m.value, timestamp=(m.timestamp or 0) / 1000.0)
+        await self.dlq.write(msg, rej.code, rej.reason, rej.retriable, f"registry {self.short}")
 
     async def run(self) -> None:
         """Catch up, set `ready`, then keep following until cancelled."""
@@ -131,7 +145,9 @@ class RegistryFollower:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for tp, msgs in batch.items():
                     for m in msgs:
-                        self.apply(m.key, m.value)
+                        rej = self.apply(m.key, m.value)
+                        if rej is not None:
+                            await self._refused(m, rej)
                     if msgs:
                         pos[tp] = msgs[-1].offset + 1
                 if not self.ready.is_set() and all(pos[tp] >= end[tp] for tp in tps):

@@ -8,6 +8,7 @@ code and a sentence a person can act on.
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -122,16 +123,34 @@ def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None 
     return ev
 
 
+def dlq_key(topic: str) -> bytes:
+    """The one key rule for DLQ records: the source topic's short name (``commands.v1``), so
+    every rejection of one input topic lands on one DLQ partition, whatever the prefix."""
+    for name in BY_NAME:
+        if topic == name or topic.endswith(name):
+            return name.encode()
+    return topic.encode()
+
+
 def dlq_event(topic: str, partition: int, offset: int, timestamp_ms: int | None,
               key: bytes | None, value: bytes | None, code: str, reason: str,
-              retriable: bool = False, redrive_count: int = 0) -> dict:
-    """The DLQ record for a rejected input: original bytes, position, code, reason."""
+              retriable: bool = False, redrive_count: int = 0,
+              keep_bytes: int = 65536) -> dict:
+    """The DLQ record for a rejected input: original bytes, position, code, reason.
+
+    The original is kept whole up to `keep_bytes` (the input limit); a larger one is cut there,
+    with its size and SHA-256, so the DLQ record always fits the producer's limit.
+    """
+    original = value or b""
     data = {"code": code, "reason": reason[:2000], "retriable": retriable,
             "source": {"topic": topic, "partition": partition, "offset": offset,
                        "timestamp_ms": timestamp_ms},
-            "original_b64": base64.b64encode(value or b"").decode(),
-            "original_key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "original_b64": base64.b64encode(original[:keep_bytes]).decode(),
+            "original_key_b64": base64.b64encode(key[:1024]).decode() if key is not None else None,
             "redrive_count": redrive_count}
+    if len(original) > keep_bytes:
+        data.update(original_truncated=True, original_size=len(original),
+                    original_sha256=hashlib.sha256(original).hexdigest())
     when = iso_ms(timestamp_ms) if timestamp_ms is not None else iso(EPOCH)
     return make_event("gridwatch.dlq.v1", f"dlq:{topic}:{partition}:{offset}", when, data,
                       subject=code)

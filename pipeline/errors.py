@@ -31,3 +31,37 @@ class Rejected(GridwatchError):
         self.code = code
         self.reason = reason
         self.retriable = retriable
+
+
+#: Every DLQ code (the one place they are defined; ``dlq.json`` lists the same, a test checks):
+#: code -> (the stage that writes it, what it means). README "Bad input" prints this table.
+DLQ_CODES: dict[str, tuple[str, str]] = {
+    "too_large": ("every input", "the record is larger than GRIDWATCH_MAX_MESSAGE_BYTES"),
+    "not_json": ("every input", "the value is null or not JSON"),
+    "not_object": ("every input", "the JSON is not an object"),
+    "bad_envelope": ("every input", "CloudEvents attributes missing or malformed"),
+    "unknown_type": ("every input", "the envelope's type does not belong on this topic"),
+    "bad_data": ("every input", "the data body does not match the topic's JSON Schema"),
+    "bad_time": ("every input", "a time is not ISO 8601 with a UTC offset"),
+    "time_out_of_range": ("every input", "a time is outside 2000..2100, or further from the "
+                          "record timestamp or the partition's clock than "
+                          "GRIDWATCH_MAX_FUTURE_S / GRIDWATCH_MAX_PAST_S allow"),
+    "unknown_device": ("ingest", "a ping from a device not registered on devices.v1 (retriable)"),
+    "bad_tick": ("detectors", "a clock.v1 tick that is not epoch milliseconds in range"),
+    "bad_located": ("detectors", "a located.v1 record without the fields the detectors read"),
+    "bad_record": ("detectors, incidents", "an internal record that cannot be read"),
+    "bad_unit": ("detectors", "a reading in a unit its kind does not use"),
+    "implausible_reading": ("detectors", "a reading outside the physical range of its kind"),
+    "unusable_reading": ("detectors", "a reading a detector cannot use (e.g. NaN)"),
+    "late_event": ("detectors", "older than everything the detector keeps (the watermark is in "
+                   "the reason)"),
+    "bad_command": ("commands", "a commands.v1 record that is not a valid command"),
+    "unknown_incident": ("incidents", "no such incident on its partition (or already forgotten)"),
+    "unknown_action": ("incidents", "an action the lifecycle does not have"),
+    "out_of_scope": ("incidents", "the actor's scope is not on the incident's path"),
+    "illegal_transition": ("incidents", "the action is not allowed in the incident's state"),
+    "reason_required": ("incidents", "cancel and merge need a reason"),
+    "children_open": ("incidents", "a zone incident cannot close while grid incidents are open"),
+    "internal_error": ("every stage", "the stage failed on this record (exception type in the "
+                       "reason); the record is kept here and the stage went on"),
+}

@@ -25,8 +25,9 @@ from faust.types import TP
 
 from pipeline.clients import committed_offsets, read_partition
 from pipeline.detect.host import decode_record, event_ms
-from pipeline.envelope import check_size, dlq_event, make_event, validator
+from pipeline.envelope import check_size, make_event, validator
 from pipeline.errors import Rejected
+from pipeline.gate import DlqPolicy, TimeBounds, record_ms
 from pipeline.incident.host import Changes, IncidentHost
 from pipeline.incident.kpi import deltas, summary, units
 from pipeline.incident.records import escalation_record, incident_record, kpi_delta_record
@@ -47,24 +48,22 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
     kafka_cfg = aiokafka_config(settings)
     max_bytes = settings.max_message_bytes
 
-    async def to_dlq(msg: Any, rej: Rejected) -> None:
-        ev = dlq_event(msg.topic, msg.partition, msg.offset, None, msg.key, msg.value, rej.code,
-                       rej.reason, rej.retriable)
-        await t["dlq.v1"].send(key=msg.topic.encode(), value=orjson.dumps(ev))
-        log.warning("incident_input_rejected", code=rej.code, reason=rej.reason,
-                    topic=msg.topic, partition=msg.partition, offset=msg.offset)
+    bounds = TimeBounds.of(settings)
+
+    async def send_dlq(key: bytes, value: bytes) -> None:
+        await t["dlq.v1"].send(key=key, value=value)
+
+    policy = DlqPolicy(send_dlq, max_bytes, log)
 
     @app.agent(t["commands.v1"], name="gridwatch.route_commands")
     async def route_commands(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            try:
-                data = decode_command(msg.value, max_bytes)
-            except Rejected as rej:
-                await to_dlq(msg, rej)
-                continue
-            grid = data["incident_id"].split("~", 1)[0]
-            await t["incident-commands.v1"].send(key=grid.encode(), value=msg.value)
+            async with policy.guard(msg, "route_commands"):
+                data = decode_command(msg.value, max_bytes, record_ms(msg), bounds)
+                grid = data["incident_id"].split("~", 1)[0]
+                await t["incident-commands.v1"].send(key=grid.encode(), value=msg.value,
+                                                     timestamp=msg.timestamp)
 
     async def emit(changes: Changes) -> None:
         for ev in changes.escalations:
@@ -86,14 +85,14 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
                              link["at"], link, subject=link["incident_id"], source="gridwatch/incidents")
             await t["incident-commands.v1"].send(key=grid.encode(), value=orjson.dumps(env))
 
-    def apply(partition: int, topic: str, value: bytes | None) -> Changes:
+    def apply(partition: int, topic: str, value: bytes | None, ts: int | None) -> Changes:
         if topic == names["clock.v1"]:
-            return host.on_tick(partition, decode_record(value, True, max_bytes)[1])
+            return host.on_tick(partition, decode_record(value, True, max_bytes, ts, bounds)[1])
         if topic == names["incident-commands.v1"]:
             doc = orjson.loads(check_size(value, max_bytes))
             if isinstance(doc, dict) and doc.get("type") == LINK_TYPE:  # from another partition
                 return host.on_link(partition, doc["data"])
-            return host.on_command(partition, decode_command(value, max_bytes))
+            return host.on_command(partition, decode_command(value, max_bytes, ts, bounds))
         doc = orjson.loads(check_size(value, max_bytes))
         validator("alert.json")(doc["data"])
         return host.on_alert(partition, doc["data"])
@@ -109,19 +108,19 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         upto = await asyncio.to_thread(committed_offsets, settings, app.conf.id, partition, tops)
         # alerts, commands and ticks in event-time order (ties: alerts, commands, ticks), so
         # an acknowledgement meets the incident at the level the ticks before it had raised it to
-        history: list[tuple[int, int, int, str, bytes]] = []
+        history: list[tuple[int, int, int, str, bytes, int]] = []
         for order, topic in enumerate(tops):
             offset = 0
-            async for value in read_partition(kafka_cfg, topic, partition, upto[topic]):
+            async for ts, value in read_partition(kafka_cfg, topic, partition, upto[topic], True):
                 with contextlib.suppress(Exception):
                     data = orjson.loads(value)["data"]
                     at = int(data["tick"]) if order == 2 else \
                         event_ms(data["observed_at"] if order == 0 else data["at"])
-                    history.append((at, order, offset, topic, value))
+                    history.append((at, order, offset, topic, value, ts))
                 offset += 1
-        for _, _, _, topic, value in sorted(history, key=lambda h: h[:3]):
+        for _, _, _, topic, value, ts in sorted(history, key=lambda h: h[:3]):
             with contextlib.suppress(Exception):
-                apply(partition, topic, value)
+                apply(partition, topic, value, ts)
         if revokes.get(partition, 0) != generation:  # revoked while rebuilding: state is partial
             host.drop(partition)
             log.info("incident_rebuild_superseded", partition=partition)
@@ -155,20 +154,18 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
                     continue
             if msg.topic == names["clock.v1"] and has_backlog(msg.partition):
                 continue  # as for the detectors: a tick never runs ahead of alerts
-            try:
-                changes = apply(msg.partition, msg.topic, msg.value)
-            except Rejected as rej:
-                if msg.topic != names["clock.v1"]:  # bad ticks are the detectors' to record
-                    await to_dlq(msg, rej)
-                continue
-            except Exception as exc:  # a bad record must not stop the stream
-                await to_dlq(msg, Rejected("bad_record", f"{type(exc).__name__}: {exc}"))
-                continue
             if msg.topic == names["alerts.v1"]:
                 processed[msg.partition] = msg.offset
-            for rej in changes.rejected:
-                await to_dlq(msg, rej)
-            await emit(changes)
+            async with policy.guard(msg, "incidents"):
+                try:
+                    changes = apply(msg.partition, msg.topic, msg.value, record_ms(msg))
+                except Rejected:
+                    if msg.topic == names["clock.v1"]:
+                        continue  # bad ticks are the detectors' to record (one DLQ record each)
+                    raise
+                for rej in changes.rejected:
+                    await policy.write(msg, rej.code, rej.reason, rej.retriable, "incidents")
+                await emit(changes)
 
     kpi_parts: dict[int, dict[str, Counter]] = {}
 
@@ -190,18 +187,15 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
             book = kpi_parts.get(msg.partition)
             if book is None:
                 book = await rebuild_kpis(msg.partition)
-            try:
+            async with policy.guard(msg, "kpis"):
                 doc = orjson.loads(msg.value)
                 data = doc["data"]
                 counter = book.setdefault(data["unit"], Counter())
                 counter.update(data["delta"])
-            except Exception as exc:
-                log.error("kpi_error", error=type(exc).__name__)
-                continue
-            env = make_event("gridwatch.kpi.v1", f"kpi:{data['unit']}:{data['event_id']}", doc["time"],
-                             summary(data["unit"], counter), subject=data["unit"],
-                             source="gridwatch/kpis")
-            await t["kpis.v1"].send(key=data["unit"].encode(), value=orjson.dumps(env))
+                env = make_event("gridwatch.kpi.v1", f"kpi:{data['unit']}:{data['event_id']}",
+                                 doc["time"], summary(data["unit"], counter), subject=data["unit"],
+                                 source="gridwatch/kpis")
+                await t["kpis.v1"].send(key=data["unit"].encode(), value=orjson.dumps(env))
 
     @app.on_partitions_revoked.connect
     async def forget(app: faust.App, revoked: set, **_: Any) -> None:

@@ -228,6 +228,6 @@ class IngestCore:
         self.stats.dlq += 1
         ev = dlq_event(self.settings.topic(rec.topic), rec.partition, rec.offset,
                        rec.timestamp_ms, rec.key, rec.value, code, reason, retriable,
-                       rec.redrive_count)
+                       rec.redrive_count, keep_bytes=self.settings.max_message_bytes)
         return Outgoing("dlq.v1", rec.topic.encode(), orjson.dumps(ev), rec.timestamp_ms,
                         (self.settings.topic(rec.topic), rec.partition, rec.offset, code, reason))

@@ -59,6 +59,10 @@ BROKER_CONFIG: dict[str, str] = {
     "unclean.leader.election.enable": "false",  # never lose acknowledged records
     "log.message.timestamp.type": "CreateTime",  # event time travels with each record
     "message.max.bytes": str(4 << 20),  # GRIDWATCH_MAX_MESSAGE_BYTES x 4, DLQ records included
+    # a producer cannot date a record more than an hour ahead of the broker's clock, so the
+    # gate's "event time within GRIDWATCH_MAX_FUTURE_S of the record timestamp" cannot be
+    # sidestepped by forging the timestamp too (a tick dated 2099 would freeze the clock)
+    "log.message.timestamp.after.max.ms": "3600000",
 }
 
 

@@ -33,6 +33,7 @@ from pipeline.detect.host import DetectorHost, Output, decode_located, decode_re
 from pipeline.detect.landslide import ZoneLevels
 from pipeline.detect.wiring import build_host, change_from_record, level_record
 from pipeline.errors import Rejected
+from pipeline.gate import TimeBounds
 from pipeline.incident.host import Changes, IncidentHost
 from pipeline.incident.records import escalation_record, incident_record
 from pipeline.ingest import IngestCore, Outgoing, RawRecord
@@ -109,6 +110,7 @@ class CoreReplayer:
         self._pending: list[RawRecord] = []
         self._parts: dict[bytes, int] = {}
         self._n = settings.partitions
+        self.bounds = TimeBounds.of(settings)
 
     # -- routing -------------------------------------------------------------------------
     def _part(self, key: bytes) -> int:
@@ -181,7 +183,8 @@ class CoreReplayer:
 
     def _tick(self, rec: LogRecord) -> None:
         try:
-            _, tick = decode_record(rec.value, True, self.settings.max_message_bytes)
+            _, tick = decode_record(rec.value, True, self.settings.max_message_bytes,
+                                    rec.timestamp_ms, self.bounds)
         except Rejected as rej:
             self._reject(rej.code)
             return
@@ -209,7 +212,8 @@ class CoreReplayer:
 
         self.stats.commands += 1
         try:
-            data = decode_command(rec.value, self.settings.max_message_bytes)
+            data = decode_command(rec.value, self.settings.max_message_bytes, rec.timestamp_ms,
+                                  self.bounds)
         except Rejected as rej:
             self._reject(rej.code)
             return

@@ -35,6 +35,7 @@ from pipeline.delivery.channels import Breaker, DeliveryError, SendContext, chan
 from pipeline.delivery.notify import Delivery, plan
 from pipeline.delivery.roster import Roster, on_duty
 from pipeline.envelope import iso_ms, make_event
+from pipeline.gate import DlqPolicy
 from pipeline.incident.policy import LADDER, responsible
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config, durable_producer
@@ -181,6 +182,11 @@ class Notifier:
                                         "max_poll_interval_ms": 60000, "rebalance_timeout_ms": 6000}
                                        if self.s.embedded else {}))
         follower = self._roster_follower()
+
+        async def send_dlq(key: bytes, value: bytes) -> None:
+            await self.producer.send_and_wait(self.s.topic("dlq.v1"), value, key=key)
+
+        follower.dlq = DlqPolicy(send_dlq, self.s.max_message_bytes, self.log)
         follow = asyncio.create_task(follower.run())
         try:
             await asyncio.wait_for(follower.ready.wait(), 60)

@@ -26,6 +26,7 @@ from pipeline.detect.plugins import registry as plugin_registry
 from pipeline.detect.reports import ReportClusterer
 from pipeline.envelope import check_size
 from pipeline.errors import Rejected
+from pipeline.gate import TimeBounds, decode_tick
 
 # every point is re-evaluated (windows slide, staleness) every 5 minutes of event time, besides
 # at each of its own readings
@@ -33,22 +34,24 @@ POINT_SWEEP_MS = 5 * 60_000
 _MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
 
 
-def decode_record(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[str, Any]:
+def decode_record(value: bytes | None, is_tick: bool, max_bytes: int,
+                  record_ms: int | None = None, bounds: TimeBounds | None = None) -> tuple[str, Any]:
     """A located.v1 or clock.v1 record -> ("tick", ms) or ("located", data), or `Rejected`.
 
-    Only the fields the detectors read are checked (the writer, ingest, validated the rest).
+    Ticks pass the whole gate (`pipeline.gate.decode_tick`); of a located record only the
+    fields the detectors read are checked (the writer, ingest, validated the rest).
     """
     if is_tick:
-        return "tick", _decode(value, True, max_bytes)[1]
-    return "located", _decode(value, False, max_bytes)[0]
+        return "tick", decode_tick(value, max_bytes, record_ms, bounds)
+    return "located", _decode(value, max_bytes)[0]
 
 
 def decode_located(value: bytes | None, max_bytes: int) -> tuple[dict, int]:
     """A located.v1 record -> (data, event time in ms), or `Rejected` (as `decode_record`)."""
-    return _decode(value, False, max_bytes)
+    return _decode(value, max_bytes)
 
 
-def _decode(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[Any, int]:
+def _decode(value: bytes | None, max_bytes: int) -> tuple[Any, int]:
     try:
         doc = orjson.loads(check_size(value, max_bytes))
         data = doc["data"]
@@ -56,11 +59,6 @@ def _decode(value: bytes | None, is_tick: bool, max_bytes: int) -> tuple[Any, in
         raise Rejected("bad_record", f"not a gridwatch envelope with data: {exc}")
     if not isinstance(data, dict):
         raise Rejected("bad_record", "data is not an object")
-    if is_tick:
-        tick = data.get("tick")
-        if not isinstance(tick, int) or isinstance(tick, bool) or not _MIN_MS <= tick < _MAX_MS:
-            raise Rejected("bad_tick", f"tick {tick!r} is not epoch milliseconds in 2000..2100")
-        return None, tick
     for key, kind in (("grid_id", str), ("observed_at", str), ("source_type", str), ("input", dict)):
         if not isinstance(data.get(key), kind):
             raise Rejected("bad_located", f"located event without a valid {key}")
@@ -203,9 +201,8 @@ class DetectorHost:
         self.stats.events += 1
         if t is None:
             t = event_ms(data["observed_at"])
-        if pd.watermark.observe(t):
-            self.stats.late += 1
-            self.stats.late_max_ms = max(self.stats.late_max_ms, pd.watermark.now_ms - t)
+        before = pd.watermark.now_ms, pd.watermark.max_event_ms  # restored if it is refused
+        late = pd.watermark.observe(t)
         grid = data["grid_id"]
         path = self._paths.get(grid)
         if path is None:  # one shared tuple per grid: states hold no copies of paths
@@ -219,9 +216,14 @@ class DetectorHost:
                                                 data["lat"], t)
             else:
                 self._ping(pd, data, inp, grid, path, t, out)
-        except Rejected as rej:
+        except Rejected as rej:  # a refused reading moves neither time nor state
+            pd.watermark.now_ms, pd.watermark.max_event_ms = before
             out.rejected.append(rej)
             self.stats.rejected += 1
+            return out
+        if late:
+            self.stats.late += 1
+            self.stats.late_max_ms = max(self.stats.late_max_ms, pd.watermark.now_ms - t)
         pd.advance(out)
         self.stats.alerts += len(out.alerts)
         return out
@@ -249,8 +251,13 @@ class DetectorHost:
                 zones = (device["zone_id"],) if device.get("zone_id") else \
                     tuple(data.get("hazard_zones") or (f"point:{device_id}",))
                 st = pd.points[device_id] = new_point(device_id, sensor, grid, path, zones)
-            out.alerts += apply_reading(st, self.cfg.landslide, t, float(inp["value"]),
-                                        inp.get("unit"), pd.watermark.now_ms)
+            try:
+                out.alerts += apply_reading(st, self.cfg.landslide, t, float(inp["value"]),
+                                            inp.get("unit"), pd.watermark.now_ms)
+            except Rejected:
+                if not st.last_ms:  # a point first heard of through a refused reading
+                    del pd.points[device_id]
+                raise
             alerts, change = evaluate(st, self.cfg.landslide, max(pd.watermark.now_ms, st.last_ms))
             out.alerts += alerts
             if change:

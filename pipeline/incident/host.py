@@ -23,6 +23,7 @@ from pipeline.detect.clock import Watermark
 from pipeline.detect.host import event_ms
 from pipeline.envelope import iso_ms
 from pipeline.errors import Rejected
+from pipeline.gate import TimeBounds
 from pipeline.incident.lifecycle import (
     ENDED,
     Escalation,
@@ -111,9 +112,12 @@ class IncidentHost:
     """Every partition's incidents in one process."""
 
     def __init__(self, policy: Policy, lateness_ms: int = 300_000,
-                 zone_grids: Callable[[str], list[dict]] | None = None) -> None:
+                 zone_grids: Callable[[str], list[dict]] | None = None,
+                 bounds: TimeBounds | None = None) -> None:
         self.policy = policy
         self.lateness_ms = lateness_ms
+        #: how far a command's time may be from its partition's clock (`pipeline.gate`)
+        self.bounds = bounds or TimeBounds()
         self.partitions: dict[int, IncidentPartition] = {}
         #: zone id -> the grids it touches: [{grid_id, path, households, subjects, share}]
         self.zone_grids = zone_grids
@@ -234,9 +238,9 @@ class IncidentHost:
         if inc is None:
             out.rejected.append(Rejected("unknown_incident", f"no incident {cmd['incident_id']}"))
             return out
-        at = event_ms(cmd["at"])
-        part.watermark.observe(at)
-        try:
+        at = cmd.get("at_ms") or event_ms(cmd["at"])
+        try:  # a command never moves the partition's clock (`pipeline.gate`)
+            self.bounds.check(at, "at", None, part.watermark.now_ms)
             events = apply_command(inc, cmd["command_id"], cmd["action"], cmd["actor"], cmd["scope"],
                                    at, cmd.get("reason"), cmd.get("assignee"))
         except Rejected as rej:

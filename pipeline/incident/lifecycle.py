@@ -50,6 +50,7 @@ class Escalation:
     actor: str | None = None
     reason: str | None = None
     parallel: tuple[str, ...] = ()
+    count: int = 1  # calls this record stands for (more than one after a catch-up)
 
     @property
     def event_id(self) -> str:
@@ -90,10 +91,13 @@ class Incident:
     category: str | None = None  # a report cluster's category (safety_hazard, ...)
 
     def _event(self, action: str, at: int, actor: str | None = None, reason: str | None = None,
-               parallel: tuple[str, ...] = ()) -> Escalation:
-        self.step += 1
-        return Escalation(self.incident_id, self.step, action, at, self.level,
-                          responsible(self.path, self.level), actor, reason, parallel)
+               parallel: tuple[str, ...] = (), count: int = 1,
+               level: str | None = None) -> Escalation:
+        """The next record; one standing for `count` calls reserves that many steps."""
+        self.step += count
+        level = level or self.level
+        return Escalation(self.incident_id, self.step - count + 1, action, at, level,
+                          responsible(self.path, level), actor, reason, parallel, count)
 
 
 def open_incident(incident_id: str, dedup_key: str, kind: str, severity: str, grid_id: str,
@@ -119,31 +123,94 @@ def next_due(inc: Incident) -> int:
     return min(times) if times else 0
 
 
+def _next_ack_due(inc: Incident, due: int) -> int:
+    """The next acknowledge deadline after a call at `due`: the level's timeout, and at the
+    top, after the calls the rule allows there, a timeout that grows by ``top_backoff`` per
+    unanswered call up to ``top_repeat_max`` (as Alertmanager's ``repeat_interval``)."""
+    limit = inc.rule.ack_limit(inc.level)
+    unanswered = inc.calls - inc.rule.repeats if inc.level == inc.rule.top else 0
+    if unanswered <= 0:
+        return deadline(due, limit.amount, limit.unit).at_ms
+    cap = inc.rule.top_repeat_max
+    cap_ms = deadline(due, cap.amount, cap.unit).at_ms
+    amount = limit.amount * inc.rule.top_backoff ** min(unanswered, 30)
+    if amount > 100_000:
+        return cap_ms
+    try:
+        return min(deadline(due, amount, limit.unit).at_ms, cap_ms)
+    except ValueError:  # beyond the calendar's reach: the cap is nearer anyway
+        return cap_ms
+
+
+def _call(inc: Incident, due: int) -> str:
+    """One unanswered acknowledge timeout at `due`: call the level again, move up, or stay loud."""
+    top = LADDER.index(inc.rule.top)
+    if inc.calls < inc.rule.repeats:
+        inc.calls += 1
+        return "repeated"
+    if LADDER.index(inc.level) < top:
+        inc.level, inc.calls = LADDER[LADDER.index(inc.level) + 1], 1
+        return "escalated"
+    inc.loud = True
+    inc.calls += 1
+    return "unanswered_at_top"
+
+
+CALL_REASONS = {"escalated": "no acknowledgement", "unanswered_at_top": "nobody acknowledged"}
+
+
 def step_time(inc: Incident, now_ms: int) -> list[Escalation]:
-    """Everything due by `now_ms`: repeats, moves up the ladder, breaches."""
+    """Everything due by `now_ms`: repeats, moves up the ladder, breaches.
+
+    Catch-up without storms: when the clock passes several acknowledge deadlines at once
+    (downtime, a backlog), the calls made at one level become one record whose ``count`` says
+    how many calls it stands for (``unanswered_at_top`` calls get one record of their own);
+    its step numbers are reserved, so ids do not depend on how finely time was stepped. The
+    work is bounded whatever the jump: at the top, once the timeout stops growing, whole
+    periods are counted, not looped.
+    """
     out: list[Escalation] = []
+    run: list = []  # [action, level, first due, count] of the calls at the current level
     while inc.status == "dispatched" and inc.ack_due_ms <= now_ms:
         due = inc.ack_due_ms
         if "acknowledge" not in inc.breaches:
+            _flush(inc, run, out)
             inc.breaches.add("acknowledge")
             out.append(inc._event("breach", due, reason="acknowledge"))
-        top = LADDER.index(inc.rule.top)
-        if inc.calls < inc.rule.repeats:
-            inc.calls += 1
-            out.append(inc._event("repeated", due))
-        elif LADDER.index(inc.level) < top:
-            inc.level, inc.calls = LADDER[LADDER.index(inc.level) + 1], 1
-            out.append(inc._event("escalated", due, reason="no acknowledgement"))
+        level = inc.level
+        action = _call(inc, due)
+        if run and run[1] == level == inc.level and action in (run[0], "repeated"):
+            run[3] += 1
         else:
-            inc.loud = True
-            inc.calls += 1
-            out.append(inc._event("unanswered_at_top", due, reason="nobody acknowledged"))
-        limit = inc.rule.ack_limit(inc.level)
-        inc.ack_due_ms = deadline(due, limit.amount, limit.unit).at_ms
+            _flush(inc, run, out)
+            run[:] = [action, inc.level, due, 1]
+        nxt = _next_ack_due(inc, due)
+        period = nxt - due
+        cap = inc.rule.top_repeat_max
+        if action == "unanswered_at_top" and period > 0 and now_ms - nxt > period \
+                and nxt == deadline(due, cap.amount, cap.unit).at_ms:  # steady at the cap
+            periods = (now_ms - nxt) // period
+            inc.calls += periods
+            run[3] += periods
+            nxt += periods * period
+        inc.ack_due_ms = nxt
+    _flush(inc, run, out)
     if inc.status in OPEN_STATES and inc.resolve_due_ms <= now_ms and "resolve" not in inc.breaches:
         inc.breaches.add("resolve")
         out.append(inc._event("breach", inc.resolve_due_ms, reason="resolve"))
     return out
+
+
+def _flush(inc: Incident, run: list, out: list[Escalation]) -> None:
+    """Emit the pending run of calls at one level as one record (count = calls it stands for)."""
+    if not run:
+        return
+    action, level, due, count = run
+    reason = CALL_REASONS.get(action)
+    if count > 1:
+        reason = f"{reason + '; ' if reason else ''}{count} calls missed while time caught up"
+    out.append(inc._event(action, due, reason=reason, count=count, level=level))
+    run.clear()
 
 
 def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope: str,

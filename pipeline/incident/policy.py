@@ -80,6 +80,11 @@ class Rule(_Frozen):
     level_ack: dict[str, Limit] = {}  # per-level acknowledge timeouts overriding `ack`
     parallel: tuple[str, ...] = ()  # police_grid, departments (emergency, health, ...)
     fan_out: bool = False  # a zone incident opens a child per grid it touches
+    #: at the top, each unanswered call multiplies the acknowledge timeout by this, up to
+    #: `top_repeat_max` (15 min, 30, 60, ... 4 h): someone keeps being called, nobody is paged
+    #: every quarter hour for two days
+    top_backoff: float = Field(2.0, ge=1, le=10)
+    top_repeat_max: Limit = Limit(amount=4, unit="hours")
 
     @model_validator(mode="after")
     def _ladder(self) -> Rule:

@@ -20,7 +20,7 @@ def _iso(ms: int) -> str | None:
 def escalation_record(ev: Escalation, inc: Incident | None = None) -> tuple[bytes, bytes]:
     data = {"incident_id": ev.incident_id, "step": ev.step, "transition": ev.action,
             "level": ev.level, "to": [ev.unit, *ev.parallel], "actor": ev.actor,
-            "reason": ev.reason, "at": iso_ms(ev.at_ms)}
+            "reason": ev.reason, "at": iso_ms(ev.at_ms), "count": ev.count}
     if inc is not None:  # what delivery needs to word a message and find people
         data.update(kind=inc.kind, severity=inc.severity, grid_id=inc.grid_id, path=list(inc.path),
                     deadline=iso_ms(inc.ack_due_ms) if inc.status == "dispatched" else None)

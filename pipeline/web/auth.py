@@ -103,11 +103,12 @@ class TokenBook:
         return len(self._by_hash)
 
     def lookup(self, authorization: str | None) -> Principal | None:
-        """The principal of an ``Authorization: Bearer <token>`` header, or None."""
+        """The principal of an ``Authorization: Bearer <token>`` header, or None (also for bytes
+        that are not ASCII: tokens never hold any, and the server decodes them as escapes)."""
         if not authorization or not authorization.startswith("Bearer "):
             return None
         token = authorization[7:].strip()
-        if not token or len(token) > 256:
+        if not token or len(token) > 256 or not token.isascii():
             return None
         digest = hash_token(token)
         for known, principal in self._by_hash.items():  # constant time per entry

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_urldispatcher import _default_expect_handler
 
 from pipeline.envelope import iso_ms, make_event, parse_time, validator
 from pipeline.errors import Rejected
@@ -29,10 +36,17 @@ from pipeline.web.auth import Principal, TokenBook
 from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
 from pipeline.web.metrics import Metrics
+from topics.registry import SCHEMA_DIR
 
 STATIC = Path(__file__).parent / "static"
 OPENAPI = Path(__file__).parent / "openapi.yaml"
 MAX_BODY = 64 * 1024
+IDEMPOTENCY_KEYS = 50_000  # command ids remembered with their command's digest (an LRU)
+#: what a client may put in a command body; the server sets incident_id, actor, scope and at
+COMMAND_BODY = ("action", "reason", "assignee", "command_id")
+NEEDS_REASON = frozenset({"cancel", "merge"})  # as `apply_command` refuses them without one
+COMMAND_SCHEMA = orjson.loads((SCHEMA_DIR / "command.json").read_bytes())
+ID_PATTERN = re.compile(COMMAND_SCHEMA["properties"]["command_id"]["pattern"].strip("^$"))
 ALL_READERS = ("admin", "command_center", "responder")
 ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
     "me": ("admin", "command_center", "responder", "ingest"),
@@ -47,7 +61,9 @@ PRINCIPAL = web.RequestKey("principal", Principal)  # who the bearer token says 
 
 
 def problem(status: int, reason: str, **extra: Any) -> web.Response:
-    """An error body a person can read: {"error": ..., "status": ...}."""
+    """An error body a person can read: {"error": ..., "status": ...}. Undecodable bytes a client
+    sent (surrogate escapes in headers or the path) are shown as escapes, never a failure."""
+    reason = reason.encode("utf-8", "backslashreplace").decode()
     return web.json_response({"error": reason, "status": status, **extra}, status=status,
                              dumps=lambda o: orjson.dumps(o).decode())
 
@@ -75,6 +91,31 @@ class TokenBucket:
         return (1 - tokens) / self.rate
 
 
+class RecentKeys:
+    """The last `limit` command ids (``Idempotency-Key``) with a digest of the command each named:
+    the same id with the same command is a retry; with another command, a client's mistake."""
+
+    def __init__(self, limit: int = IDEMPOTENCY_KEYS) -> None:
+        self.limit = limit
+        self._digests: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._digests
+
+    def claim(self, key: str, digest: bytes) -> bool:
+        """False when `key` names another command; else remember it (as the newest) and True."""
+        if self._digests.get(key, digest) != digest:
+            return False
+        self._digests[key] = digest
+        self._digests.move_to_end(key)
+        while len(self._digests) > self.limit:
+            self._digests.popitem(last=False)
+        return True
+
+
 @dataclass
 class WebContext:
     settings: Settings
@@ -88,6 +129,7 @@ class WebContext:
     topics_ok: bool | None = None
     follower: BoardFollower | None = None
     tasks: list = field(default_factory=list)
+    keys: RecentKeys = field(default_factory=RecentKeys)
 
 
 def wall_clock() -> int:
@@ -98,23 +140,32 @@ def _principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
+def _authorize(ctx: WebContext, request: web.Request, route: str) -> Principal:
+    """The caller of a route that needs a token; 401 without a known one, 403 for another role."""
+    who = ctx.tokens.lookup(request.headers.get("Authorization"))
+    if who is None:
+        raise _Problem(401, "a valid bearer token is required (Authorization: Bearer ...)")
+    if who.role not in ROUTES[route]:
+        raise _Problem(403, f"role {who.role} may not use {route}")
+    return who
+
+
 def _auth_middleware(ctx: WebContext) -> Any:
+    """Authorization, the one error policy (a `_Problem` anywhere becomes its readable error
+    body) and the request metrics."""
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
         route = request.match_info.route.name
         started = time.perf_counter()
         status = 500
         try:
-            if route in ROUTES:
-                who = ctx.tokens.lookup(request.headers.get("Authorization"))
-                if who is None:
-                    status = 401
-                    return problem(401, "a valid bearer token is required (Authorization: Bearer ...)")
-                if who.role not in ROUTES[route]:
-                    status = 403
-                    return problem(403, f"role {who.role} may not use {route}")
-                request[PRINCIPAL] = who
-            resp = await handler(request)
+            try:
+                if route in ROUTES:
+                    request[PRINCIPAL] = _authorize(ctx, request, route)
+                resp = await handler(request)
+            except _Problem as p:
+                resp = problem(p.status, p.reason, **p.extra)
+                resp.headers.update(p.headers)
             status = resp.status
             return resp
         except web.HTTPException as exc:
@@ -126,11 +177,16 @@ def _auth_middleware(ctx: WebContext) -> Any:
 
 
 async def _json_body(request: web.Request) -> dict:
+    """The whole body (however many writes it came in) as a JSON object; 413 over `MAX_BODY`."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _Problem(413, f"body of {request.content_length} bytes is over the {MAX_BODY}-byte limit")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    try:
+        raw = await request.read()  # to the end; the app's client_max_size is MAX_BODY
+    except web.HTTPRequestEntityTooLarge:
         raise _Problem(413, f"body is over the {MAX_BODY}-byte limit")
+    except (HttpProcessingError, web.RequestPayloadError) as exc:  # e.g. gzip that is not gzip
+        why = " ".join(str(exc).split("message:")[-1].split())
+        raise _Problem(400, f"body cannot be read: {why[:200]}")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -141,9 +197,77 @@ async def _json_body(request: web.Request) -> dict:
 
 
 class _Problem(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers, self.extra = status, reason, headers or {}, extra
+
+
+def _checked(check: Callable[[Any], Any], data: dict, where: str) -> None:
+    """Run a compiled JSON Schema; 400 naming the field that fails it."""
+    try:
+        check(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        if exc.rule == "additionalProperties" and isinstance(exc.value, dict):
+            extra = sorted(set(exc.value) - set(exc.definition.get("properties", {})))
+            raise _Problem(400, f"{where}: unknown field(s) {', '.join(extra)}; allowed: "
+                                f"{', '.join(exc.definition.get('properties', {}))}")
+        field_name = exc.name.removeprefix("data").lstrip(".") or "body"
+        raise _Problem(400, f"{where}: {exc.message.replace(exc.name, field_name, 1)}")
+
+
+def _time_ms(value: str, name: str) -> int:
+    """An ISO 8601 time with an offset, as epoch ms; 400 naming the field otherwise."""
+    try:
+        return int(parse_time(value, name).timestamp() * 1000)
+    except Rejected as exc:
+        raise _Problem(400, exc.reason)
+
+
+def _check_observed(ctx: WebContext, observed: str) -> None:
+    """What ingest refuses (`time_out_of_range`): too far ahead of or behind the time the record
+    is stamped with, the API's clock."""
+    t, now = _time_ms(observed, "observed_at"), ctx.clock()
+    ahead, behind = ctx.settings.max_future_s, ctx.settings.max_past_s
+    if t > now + ahead * 1000:
+        raise _Problem(400, f"observed_at={observed} is more than {timedelta(seconds=ahead)} in the "
+                            f"future of the server clock ({iso_ms(now)})")
+    if t < now - behind * 1000:
+        raise _Problem(400, f"observed_at={observed} is more than {timedelta(seconds=behind)} in the "
+                            f"past of the server clock ({iso_ms(now)})")
+
+
+def _command_body_check() -> Callable[[Any], Any]:
+    """The command body a client may send: `COMMAND_BODY` with command.json's types, nothing else."""
+    props = COMMAND_SCHEMA["properties"]
+    return fastjsonschema.compile({"type": "object", "required": ["action"], "additionalProperties": False,
+                                   "properties": {k: props[k] for k in COMMAND_BODY}})
+
+
+def _command_id(body: dict, header: str | None) -> str | None:
+    """The caller's id of this command: ``command_id`` in the body or the ``Idempotency-Key``."""
+    if not header:
+        return body.get("command_id")
+    if not ID_PATTERN.fullmatch(header):
+        raise _Problem(400, "Idempotency-Key header: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+    if body.get("command_id", header) != header:
+        raise _Problem(400, "command_id and the Idempotency-Key header differ: send one, or the same")
+    return header
+
+
+def _digest(*parts: Any) -> bytes:
+    return hashlib.sha256(orjson.dumps(parts)).digest()[:16]
+
+
+def _admit(keys: RecentKeys, inc: dict, action: str, cid: str | None, digest: bytes) -> None:
+    """409 when the incident's state does not allow the action, unless this is a retry of a
+    command already taken (the board may show its effect by now); 422 when the command id was
+    used for another command."""
+    if (cid is None or cid not in keys) and inc.get("state") not in ALLOWED[action]:
+        raise _Problem(409, f"cannot {action} an incident that is {inc.get('state')}")
+    if cid is not None and not keys.claim(cid, digest):
+        raise _Problem(422, f"command id {cid} was used for a different command: use a new "
+                            "Idempotency-Key (or command_id) for a new command")
 
 
 async def _send(ctx: WebContext, topic: str, value: bytes, key: bytes, timestamp_ms: int) -> None:
@@ -159,24 +283,13 @@ async def _send(ctx: WebContext, topic: str, value: bytes, key: bytes, timestamp
         raise _Problem(503, f"the broker did not take the record ({type(exc).__name__}): retry shortly")
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _handled(fn: Handler) -> Handler:
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await fn(request)
-        except _Problem as p:
-            return problem(p.status, p.reason)
-    return wrapper
-
-
 def build_app(ctx: WebContext) -> web.Application:
     """The aiohttp application over a context (tests build the context themselves)."""
-    app = web.Application(middlewares=[_auth_middleware(ctx)], client_max_size=MAX_BODY * 4)
+    app = web.Application(middlewares=[_auth_middleware(ctx)], client_max_size=MAX_BODY)
     app[CTX] = ctx
     board, s = ctx.board, ctx.settings
-    report_check = validator("report.json")
+    report_check, command_check, body_check = (validator("report.json"), validator("command.json"),
+                                               _command_body_check())
 
     async def healthz(_: web.Request) -> web.Response:
         return ok({"status": "ok"})
@@ -197,23 +310,15 @@ def build_app(ctx: WebContext) -> web.Application:
         return ok({"name": who.name, "role": who.role, "scope": who.scope,
                    "may_act": who.role in ROUTES["command"], "now": ctx.clock()})
 
-    @_handled
     async def post_report(request: web.Request) -> web.Response:
         who = _principal(request)
         wait = ctx.intake.take(who.name)
         if wait:
-            return web.Response(status=429, headers={"Retry-After": str(max(1, round(wait)))},
-                                body=orjson.dumps({"error": "too many reports: slow down", "status": 429,
-                                                   "retry_after_s": round(wait, 2)}),
-                                content_type="application/json")
+            raise _Problem(429, "too many reports: slow down", {"Retry-After": str(max(1, round(wait)))},
+                           retry_after_s=round(wait, 2))
         data = await _json_body(request)
-        try:
-            report_check(data)
-            parse_time(data["observed_at"], "observed_at")
-        except fastjsonschema.JsonSchemaValueException as exc:
-            raise _Problem(400, f"report: {exc.message}")
-        except Rejected as exc:
-            raise _Problem(400, exc.reason)
+        _checked(report_check, data, "report")
+        _check_observed(ctx, data["observed_at"])
         ev = make_event("gridwatch.report.v1", f"report:{data['report_id']}", iso_ms(ctx.clock()), data,
                         source=f"gridwatch/web/{who.name}")
         await _send(ctx, s.topic("reports.v1"), orjson.dumps(ev), data["report_id"].encode(), ctx.clock())
@@ -225,17 +330,13 @@ def build_app(ctx: WebContext) -> web.Application:
                                                       "severity")}
         for k in ("since", "until"):
             if q.get(k):
-                try:
-                    out[k] = iso_ms(int(parse_time(q[k], k).timestamp() * 1000))
-                except Rejected as exc:
-                    raise _Problem(400, exc.reason)
+                out[k] = iso_ms(_time_ms(q[k], k))
         try:
             out["limit"] = min(max(int(q.get("limit", "200")), 1), 5000)
         except ValueError:
             raise _Problem(400, f"limit={q.get('limit')!r} is not a number")
         return out
 
-    @_handled
     async def incidents(request: web.Request) -> web.Response:
         rows = board.incidents_for(_principal(request), **_filters(request))
         return ok({"incidents": rows, "count": len(rows)})
@@ -248,41 +349,35 @@ def build_app(ctx: WebContext) -> web.Application:
             raise _Problem(403, "this incident is outside your grid subtree")
         return inc
 
-    @_handled
     async def incident(request: web.Request) -> web.Response:
         inc = _visible_incident(request)
         return ok({"incident": inc, "escalations": list(board.timelines.get(inc["incident_id"], ()))})
 
-    @_handled
     async def command(request: web.Request) -> web.Response:
         who = _principal(request)
         inc = _visible_incident(request)
         body = await _json_body(request)
-        action = body.get("action")
-        if action not in ALLOWED:
-            raise _Problem(400, f"action {action!r}: use one of {', '.join(ALLOWED)}")
-        if inc.get("state") not in ALLOWED[action]:
-            raise _Problem(409, f"cannot {action} an incident that is {inc.get('state')}")
+        _checked(body_check, body, "command")
+        action = body["action"]
+        if action in NEEDS_REASON and not body.get("reason"):
+            raise _Problem(400, f"reason: {action} needs one (a false alarm; the incident this one "
+                                "duplicates)")
+        cid = _command_id(body, request.headers.get("Idempotency-Key"))
+        digest = _digest(inc["incident_id"], who.name, action, body.get("reason"), body.get("assignee"))
+        _admit(ctx.keys, inc, action, cid, digest)
+        cid = cid or f"web-{uuid.uuid4().hex}"
         path = inc.get("path") or [inc["grid_id"]]
         scope = who.scope if who.role == "responder" else path[0]
-        cid = str(body.get("command_id") or request.headers.get("Idempotency-Key")
-                  or f"web-{uuid.uuid4().hex}")
         now = ctx.clock()  # the record is stamped with it too: a replay orders the log by it
         data = {"command_id": cid, "incident_id": inc["incident_id"], "action": action,
-                "actor": who.name, "scope": scope, "at": iso_ms(now)}
-        for k in ("reason", "assignee"):
-            if body.get(k) is not None:
-                data[k] = body[k]
-        try:
-            validator("command.json")(data)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            raise _Problem(400, f"command: {exc.message}")
+                "actor": who.name, "scope": scope, "at": iso_ms(now),
+                **{k: body[k] for k in ("reason", "assignee") if k in body}}
+        _checked(command_check, data, "command")
         ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
                         source=f"gridwatch/web/{who.name}")
         await _send(ctx, s.topic("commands.v1"), orjson.dumps(ev), inc["incident_id"].encode(), now)
         return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
 
-    @_handled
     async def grids(request: web.Request) -> web.Response:
         try:
             zoom = int(request.query.get("zoom", "12"))
@@ -296,7 +391,6 @@ def build_app(ctx: WebContext) -> web.Application:
     async def grid_status(request: web.Request) -> web.Response:
         return ok(board.worst_by_grid(_principal(request)))
 
-    @_handled
     async def kpis(request: web.Request) -> web.Response:
         who = _principal(request)
         unit = request.query.get("unit")
@@ -349,27 +443,50 @@ def build_app(ctx: WebContext) -> web.Application:
         return web.FileResponse(OPENAPI, headers={"Content-Type": "application/yaml"})
 
     r = app.router
-    r.add_get("/healthz", healthz, name="healthz")
-    r.add_get("/readyz", readyz, name="readyz")
-    r.add_get("/metrics", metrics, name="metrics")
-    r.add_get("/api/v1/me", me, name="me")
-    r.add_post("/api/v1/reports", post_report, name="post_report")
-    r.add_get("/api/v1/reports", reports, name="reports")
-    r.add_get("/api/v1/incidents", incidents, name="incidents")
-    r.add_get("/api/v1/incidents/{incident_id}", incident, name="incident")
-    r.add_post("/api/v1/incidents/{incident_id}/commands", command, name="command")
-    r.add_get("/api/v1/grids", grids, name="grids")
-    r.add_get("/api/v1/grid-status", grid_status, name="grid_status")
-    r.add_get("/api/v1/kpis", kpis, name="kpis")
-    r.add_get("/api/v1/stream", stream, name="stream")
-    r.add_get("/api/openapi.yaml", openapi, name="openapi")
-    r.add_get("/", index, name="index")
-    r.add_static("/static/", STATIC, name="static")
+    get, post = partial(r.add_get, expect_handler=_expect), partial(r.add_post, expect_handler=_expect)
+    get("/healthz", healthz, name="healthz")
+    get("/readyz", readyz, name="readyz")
+    get("/metrics", metrics, name="metrics")
+    get("/api/v1/me", me, name="me")
+    post("/api/v1/reports", post_report, name="post_report")
+    get("/api/v1/reports", reports, name="reports")
+    get("/api/v1/incidents", incidents, name="incidents")
+    get("/api/v1/incidents/{incident_id}", incident, name="incident")
+    post("/api/v1/incidents/{incident_id}/commands", command, name="command")
+    get("/api/v1/grids", grids, name="grids")
+    get("/api/v1/grid-status", grid_status, name="grid_status")
+    get("/api/v1/kpis", kpis, name="kpis")
+    get("/api/v1/stream", stream, name="stream")
+    get("/api/openapi.yaml", openapi, name="openapi")
+    get("/", index, name="index")
+    r.add_static("/static/", STATIC, name="static", expect_handler=_expect)
+    r.add_route("*", "/{tail:.*}", _unrouted, name="unrouted", expect_handler=_expect)  # the last
 
     app.on_startup.append(_start)
     app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_stop)
     return app
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` as aiohttp answers it; any other expectation a readable 417
+    (aiohttp's own answer fails on bytes that are not UTF-8)."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        return await _default_expect_handler(request)
+    return problem(417, f"unknown Expect: {request.headers.get('Expect', '')[:64]}: only 100-continue")
+
+
+async def _unrouted(request: web.Request) -> web.StreamResponse:
+    """What aiohttp answers for a path no route has (404) or a method it lacks (405), but with
+    `_expect` and a readable error body."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name != "unrouted":
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise _Problem(405, f"{request.method} is not allowed here: use {', '.join(sorted(allowed))}",
+                       {"Allow": ", ".join(sorted(allowed))})
+    raise _Problem(404, f"no such route: {request.path[:200]}")
 
 
 async def _start(app: web.Application) -> None:

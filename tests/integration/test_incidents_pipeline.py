@@ -64,7 +64,7 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
     def command(cid: str, action: str, incident_id: str, at: int, scope: str = "g1", **extra) -> None:
         data = {"command_id": cid, "incident_id": incident_id, "action": action, "actor": "duty-1",
                 "scope": scope, "at": iso_ms(at), **extra}
-        prod.send(s.topic("commands.v1"), key=incident_id.encode(),
+        prod.send(s.topic("commands.v1"), key=incident_id.encode(), timestamp_ms=at,
                   value=orjson.dumps(envelope("gridwatch.command.v1", data, cid)))
         prod.flush()
 
@@ -126,7 +126,7 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
         assert town["ack_breach_rate"] == 1.0 and town["closure_rate"] == 1.0
 
         dlq = Topic(s, "dlq.v1").wait(lambda xs: len(xs) >= 2, "the rejected commands")
-        assert sorted(x["data"]["code"] for x in dlq) == ["bad_command", "out_of_scope"]
+        assert sorted(x["data"]["code"] for x in dlq) == ["not_json", "out_of_scope"]
 
         # 30 days after it closed the worker forgets it: a tombstone, then a late command is refused
         tick(t_open + 110 * MIN + 30 * DAY + 10 * MIN)
@@ -139,7 +139,7 @@ def test_inactivity_incident_climbs_to_the_town_and_closes(broker, atlas_file, t
         assert tombstones == [incident_id.encode()]
         command("c-late", "comment", incident_id, t_open + 31 * DAY, scope="T", reason="late")
         dlq = Topic(s, "dlq.v1").wait(lambda xs: len(xs) >= 3, "the late command's rejection")
-        assert sorted(x["data"]["code"] for x in dlq) == ["bad_command", "out_of_scope", "unknown_incident"]
+        assert sorted(x["data"]["code"] for x in dlq) == ["not_json", "out_of_scope", "unknown_incident"]
     finally:
         prod.close()
         p.stop_worker(proc)
@@ -172,7 +172,7 @@ def test_red_zone_fans_out_across_partitions_and_closes_last(broker, atlas_file,
         def command(cid, action, iid, minute):
             data = {"command_id": cid, "incident_id": iid, "action": action, "actor": "town-duty",
                     "scope": "T", "at": iso_ms(T0_MS + minute * MIN)}
-            prod.send(s.topic("commands.v1"), key=iid.encode(),
+            prod.send(s.topic("commands.v1"), key=iid.encode(), timestamp_ms=T0_MS + minute * MIN,
                       value=orjson.dumps(envelope("gridwatch.command.v1", data, cid)))
             prod.flush()
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -199,7 +200,7 @@ def test_intake_validation_size_and_rate_limit(server):
     api, s, _ = server
     good = {"report_id": "R-web-1", "reporter_id": "W1", "category": "safety_hazard", "severity": "medium",
             "text": "<script>alert(1)</script> 围墙开裂", "lon": 0.5, "lat": 0.5,
-            "observed_at": "2026-07-01T20:00:00+08:00"}
+            "observed_at": datetime.now(UTC).isoformat(timespec="seconds")}  # the server's clock is the wall
     assert api.call("POST", "/api/v1/reports", "duty-g1", good)[0] == 403
     cases = [(b"{not json", 400, "not JSON"), (b"[1, 2]", 400, "JSON object"),
              (json.dumps({**good, "lat": 95}).encode(), 400, "lat"),

@@ -4,6 +4,8 @@ import orjson
 import pytest
 
 from pipeline.detect.host import decode_record
+from pipeline.detect.wiring import tick_envelope
+from pipeline.envelope import iso_ms
 from pipeline.errors import Rejected
 
 from .helpers import T0, host, ping, report
@@ -11,6 +13,11 @@ from .helpers import T0, host, ping, report
 
 def env(data) -> bytes:
     return orjson.dumps({"specversion": "1.0", "id": "x", "type": "t", "data": data})
+
+
+def tick(data) -> bytes:
+    """A clock.v1 envelope as the ticker writes it, with this data."""
+    return orjson.dumps({**tick_envelope(T0, 0), "data": data})
 
 
 GOOD_PING = ping("d1", "door", T0, subject="s1")
@@ -22,9 +29,13 @@ GOOD_PING = ping("d1", "door", T0, subject="s1")
     (b"[1, 2]", False, "bad_record"),
     (orjson.dumps({"data": "x"}), False, "bad_record"),
     (b"x" * 70_000, False, "too_large"),
-    (env({"tick": "soon"}), True, "bad_tick"),
-    (env({"tick": True}), True, "bad_tick"),
-    (env({"tick": 10**16}), True, "bad_tick"),
+    (tick({"tick": "soon", "at": "2026-07-01T00:00:00Z"}), True, "bad_tick"),
+    (tick({"tick": True, "at": "2026-07-01T00:00:00Z"}), True, "bad_tick"),
+    (tick({"tick": 10**16, "at": "2026-07-01T00:00:00Z"}), True, "bad_tick"),
+    (tick({"tick": T0, "at": "2099-07-01T00:00:00Z"}), True, "bad_tick"),  # they disagree
+    (tick({"tick": T0, "at": iso_ms(T0)[:-1]}), True, "bad_time"),  # no offset
+    (env({"tick": T0, "at": iso_ms(T0)}), True, "bad_envelope"),  # no source, no time
+    (orjson.dumps({**tick_envelope(T0, 0), "type": "gridwatch.command.v1"}), True, "unknown_type"),
     (env({**GOOD_PING, "grid_id": 7}), False, "bad_located"),
     (env({**GOOD_PING, "observed_at": "yesterday"}), False, "bad_located"),
     (env({**GOOD_PING, "observed_at": "1900-01-01T00:00:00+00:00"}), False, "bad_located"),
@@ -46,7 +57,7 @@ def test_good_records_decode_and_the_host_keeps_going():
     what, data = decode_record(env(GOOD_PING), False, 65_536)
     assert what == "located"
     h.on_located(0, data)
-    assert decode_record(env({"tick": T0 + 1000}), True, 65_536) == ("tick", T0 + 1000)
+    assert decode_record(orjson.dumps(tick_envelope(T0 + 1000, 0)), True, 65_536) == ("tick", T0 + 1000)
     # an unknown report category still clusters, under the fallback
     out = h.on_located(0, report("r1", "not-a-category", T0, severity="critical"))
     assert out.alerts[0].evidence["category"] == "other"

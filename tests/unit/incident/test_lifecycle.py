@@ -59,21 +59,26 @@ def test_silent_incident_climbs_one_level_per_timeout_along_the_real_parents():
     ]
     events = step_time(inc, T0 + 59 * MIN)
     assert [(e.action, e.level, e.unit) for e in events] == [("escalated", "town", PATH[-3])]
-    # town is the rule's top: it stays loud there (called every 15 min), it is never dropped
+    # town is the rule's top: it stays loud there, called again after 15 min, then after 30,
+    # 60... (top_backoff 2, up to top_repeat_max 4 h); it is never dropped
     events = step_time(inc, T0 + 89 * MIN)
-    assert [e.action for e in events] == ["unanswered_at_top", "unanswered_at_top"]
-    assert inc.loud and inc.level == "town"
+    assert [(e.action, e.at_ms, e.count) for e in events] == [("unanswered_at_top", T0 + 60 * MIN, 1)]
+    assert inc.loud and inc.level == "town" and inc.ack_due_ms == T0 + 90 * MIN
+    assert [e.at_ms for e in step_time(inc, T0 + 91 * MIN)] == [T0 + 90 * MIN]
+    assert inc.ack_due_ms == T0 + 150 * MIN
     # an acknowledgement by the town stops it
-    apply_command(inc, "c1", "acknowledge", "town-duty", PATH[-3], T0 + 91 * MIN)
+    apply_command(inc, "c1", "acknowledge", "town-duty", PATH[-3], T0 + 107 * MIN)
     assert step_time(inc, T0 + 119 * MIN) == []
 
 
 def test_repeats_call_a_level_again_before_moving_up():
     inc, _ = opened("hazard")
     events = step_time(inc, T0 + 90 * MIN)
-    assert [(e.action, e.level) for e in events] == [
-        ("breach", "community"), ("repeated", "community"), ("escalated", "town"),
-        ("repeated", "town")]
+    # caught up past three deadlines at once: one record per level, counting the calls
+    assert [(e.action, e.level, e.count, e.at_ms) for e in events] == [
+        ("breach", "community", 1, T0 + 30 * MIN), ("repeated", "community", 1, T0 + 30 * MIN),
+        ("escalated", "town", 2, T0 + 60 * MIN)]
+    assert [e.step for e in events] == [3, 4, 5] and inc.step == 6  # the town record holds 5, 6
 
 
 def test_resolve_deadline_breach_fires_once():
@@ -140,3 +145,42 @@ def test_merge_needs_a_reason_and_ends_the_incident():
         apply_command(inc, "m1", "merge", "w1", PATH[-1], T0)
     apply_command(inc, "m2", "merge", "w1", PATH[-1], T0 + MIN, reason="same as inc-0")
     assert inc.status == "merged" and next_due(inc) == 0
+
+
+def test_48_hours_of_silence_catch_up_without_a_storm():
+    """Down for two days with 15-minute limits: one record per level reached, not ~190."""
+    inc, _ = opened()
+    events = step_time(inc, T0 + 48 * 3600_000)
+    assert [(e.action, e.level) for e in events] == [
+        ("breach", "grid_worker"), ("escalated", "grid_leader"), ("escalated", "community"),
+        ("escalated", "town"), ("unanswered_at_top", "town"), ("breach", "town")]
+    top = events[4]
+    # at the top from 45 min: called at 60, 90, 150, 270 min, then every 4 h to 48 h
+    expected = 4 + (48 * 60 - 270) // 240
+    assert top.count == expected and f"{expected} calls missed" in top.reason
+    assert inc.calls == 1 + expected and inc.ack_due_ms > T0 + 48 * 3600_000
+    assert inc.step == events[-1].step  # the counted calls reserved the steps before it
+
+
+def test_steps_do_not_depend_on_how_finely_time_was_stepped():
+    """A rebuild that steps a backlog at once ends with the same state as a live run that
+    stepped every minute (ids of later records are the same)."""
+    coarse, _ = opened("hazard")
+    fine, _ = opened("hazard")
+    step_time(coarse, T0 + 30 * 3600_000)
+    for minute in range(0, 30 * 60 + 1):
+        step_time(fine, T0 + minute * MIN)
+    assert (coarse.step, coarse.level, coarse.calls, coarse.ack_due_ms) == \
+        (fine.step, fine.level, fine.calls, fine.ack_due_ms)
+
+
+def test_a_clock_jump_to_2099_is_bounded():
+    """Work and records stay bounded whatever the jump (round 1 emitted 75,121 records)."""
+    import time
+
+    inc, _ = opened()
+    started = time.perf_counter()
+    events = step_time(inc, 4_070_908_800_000)  # 2099-01-01
+    elapsed = time.perf_counter() - started
+    assert len(events) <= 6 and elapsed < 2.0, (len(events), elapsed)
+    assert events[-2].action == "unanswered_at_top" and events[-2].count > 100_000

@@ -1,4 +1,5 @@
 import base64
+import hashlib
 
 import orjson
 import pytest
@@ -103,7 +104,13 @@ def test_each_class_of_bad_input_lands_in_the_dlq_with_reason(core, body, code):
     assert d["reason"]
     assert d["source"] == {"topic": "gridwatch.reports.v1", "partition": 0, "offset": 42,
                            "timestamp_ms": T0_MS}
-    assert base64.b64decode(d["original_b64"]) == (body or b"")
+    limit = core.settings.max_message_bytes
+    if len(body or b"") <= limit:
+        assert base64.b64decode(d["original_b64"]) == (body or b"") and "original_size" not in d
+    else:  # kept up to the input limit, so the DLQ record always fits the producer's limit
+        assert base64.b64decode(d["original_b64"]) == body[:limit] and d["original_truncated"]
+        assert d["original_size"] == len(body)
+        assert d["original_sha256"] == hashlib.sha256(body).hexdigest()
     assert base64.b64decode(d["original_key_b64"]) == b"K"
     # the same rejection rides on the record for the runtime's log line
     (dlq,) = core.process([rec])

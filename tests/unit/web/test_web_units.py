@@ -186,13 +186,15 @@ def test_token_new_prints_a_line_the_tokens_file_accepts(tmp_path):
 def test_writes_while_the_broker_is_unreachable_get_503_with_a_reason():
     from aiohttp.test_utils import TestClient, TestServer
 
+    from pipeline.envelope import iso_ms
     from pipeline.settings import Settings
+    from pipeline.web.server import wall_clock
 
     tok = new_token()
     book = TokenBook([TokenEntry(name="a", sha256=hash_token(tok), role="admin")])
     ctx = context_from(Settings.from_env({}, broker="127.0.0.1:1"), book)  # nothing listens there
     report = {"report_id": "R1", "reporter_id": "W1", "category": "safety_hazard", "severity": "low",
-              "text": "x", "lon": 0.5, "lat": 0.5, "observed_at": "2026-07-01T12:00:00Z"}
+              "text": "x", "lon": 0.5, "lat": 0.5, "observed_at": iso_ms(wall_clock())}  # the API's clock
 
     async def run() -> tuple[int, dict, int]:
         async with TestClient(TestServer(build_app(ctx))) as client:
