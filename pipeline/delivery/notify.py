@@ -39,17 +39,20 @@ def render(esc: dict, lang: str) -> tuple[str, str]:
     """(subject, text) of a message in Chinese or English."""
     kind, path = esc.get("kind", "incident"), " / ".join(esc.get("path") or [])
     deadline = esc.get("deadline")
+    count = int(esc.get("count") or 1)  # calls one record stands for after a catch-up
     if lang == "en":
         subject = f"[gridwatch] {kind} {esc.get('severity', '')}: {esc['transition']} to {esc['level']}"
         text = (f"Incident {esc['incident_id']} ({kind}, severity {esc.get('severity')}) in grid "
                 f"{esc.get('grid_id')} ({path}) was {esc['transition']} to {esc['level']} at {esc['at']}."
+                + (f" {count} calls went unanswered while the clock caught up." if count > 1 else "")
                 + (f" Please acknowledge by {deadline}." if deadline else ""))
         return subject, text
     event = EVENT_ZH.get(kind, kind)
     subject = f"【网格预警】{event} {esc.get('severity', '')} {TRANSITION_ZH.get(esc['transition'], '')}"
     text = (f"事件 {esc['incident_id']}({event},等级 {esc.get('severity')}),网格 {esc.get('grid_id')}"
             f"({path}),{esc['at']} {TRANSITION_ZH.get(esc['transition'], esc['transition'])}至 "
-            f"{esc['level']}。" + (f"请于 {deadline} 前确认。" if deadline else ""))
+            f"{esc['level']}。" + (f"期间共 {count} 次呼叫未获响应。" if count > 1 else "")
+            + (f"请于 {deadline} 前确认。" if deadline else ""))
     return subject, text
 
 

@@ -156,6 +156,7 @@ def _call(inc: Incident, due: int) -> str:
     return "unanswered_at_top"
 
 
+_LOUDNESS = ("repeated", "escalated", "unanswered_at_top")
 CALL_REASONS = {"escalated": "no acknowledgement", "unanswered_at_top": "nobody acknowledged"}
 
 
@@ -164,7 +165,9 @@ def step_time(inc: Incident, now_ms: int) -> list[Escalation]:
 
     Catch-up without storms: when the clock passes several acknowledge deadlines at once
     (downtime, a backlog), the calls made at one level become one record whose ``count`` says
-    how many calls it stands for (``unanswered_at_top`` calls get one record of their own);
+    how many calls it stands for (its action the loudest of them: a level escalated to and then
+    left unanswered at the top is one ``unanswered_at_top`` record), so each person is called
+    once per catch-up;
     its step numbers are reserved, so ids do not depend on how finely time was stepped. The
     work is bounded whatever the jump: at the top, once the timeout stops growing, whole
     periods are counted, not looped.
@@ -179,7 +182,8 @@ def step_time(inc: Incident, now_ms: int) -> list[Escalation]:
             out.append(inc._event("breach", due, reason="acknowledge"))
         level = inc.level
         action = _call(inc, due)
-        if run and run[1] == level == inc.level and action in (run[0], "repeated"):
+        if run and run[1] == level == inc.level:  # one record per level: the loudest action
+            run[0] = max(run[0], action, key=_LOUDNESS.index)
             run[3] += 1
         else:
             _flush(inc, run, out)

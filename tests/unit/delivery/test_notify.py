@@ -60,3 +60,29 @@ def test_circuit_breaker_opens_after_five_failures_and_cools_down():
     assert not b.allow(100.0) and not b.allow(129.9) and b.allow(130.0)
     b.record(True, 131.0)
     assert b.failures == 0
+
+
+def test_a_48_hour_catch_up_sends_one_message_per_person_per_level():
+    """Round 1 sent ~190 calls per open incident after 48 h down with 15-minute limits."""
+    from collections import Counter
+
+    import orjson
+
+    from pipeline.incident.lifecycle import open_incident, step_time
+    from pipeline.incident.policy import load_policy
+    from pipeline.incident.records import escalation_record
+
+    rule = next(r for r in load_policy().rules if r.match.kind == "inactivity")
+    start = 1_790_000_000_000  # 2026-09-21 (a Monday), 21:33 Beijing
+    inc, _ = open_incident("inc", "inactivity:s1", "inactivity", "high", GRID, PATH, "a1", rule, start)
+    records = [orjson.loads(escalation_record(ev, inc)[1])["data"] for ev in step_time(inc, start + 48 * 3_600_000)]
+    roster = roster_from_dict(ROSTER)
+    per_person = Counter()
+    for body in records:
+        for d in plan(body, roster)[0]:
+            per_person[(d.person, body["level"])] += 1
+    assert per_person and max(per_person.values()) == 1, per_person
+    assert len(records) <= 8 and sum(r["count"] for r in records) > 10
+    top = next(r for r in records if r["count"] > 1)
+    assert f"期间共 {top['count']} 次呼叫未获响应" in render(top, "zh")[1]
+    assert f"{top['count']} calls went unanswered" in render(top, "en")[1]
