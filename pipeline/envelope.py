@@ -126,10 +126,8 @@ def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None 
 def dlq_key(topic: str) -> bytes:
     """The one key rule for DLQ records: the source topic's short name (``commands.v1``), so
     every rejection of one input topic lands on one DLQ partition, whatever the prefix."""
-    for name in BY_NAME:
-        if topic == name or topic.endswith(name):
-            return name.encode()
-    return topic.encode()
+    names = [n for n in BY_NAME if topic == n or topic.endswith("." + n) or topic.endswith(n)]
+    return max(names, key=len).encode() if names else topic.encode()  # incident-commands.v1
 
 
 def dlq_event(topic: str, partition: int, offset: int, timestamp_ms: int | None,

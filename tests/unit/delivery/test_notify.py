@@ -75,7 +75,8 @@ def test_a_48_hour_catch_up_sends_one_message_per_person_per_level():
     rule = next(r for r in load_policy().rules if r.match.kind == "inactivity")
     start = 1_790_000_000_000  # 2026-09-21 (a Monday), 21:33 Beijing
     inc, _ = open_incident("inc", "inactivity:s1", "inactivity", "high", GRID, PATH, "a1", rule, start)
-    records = [orjson.loads(escalation_record(ev, inc)[1])["data"] for ev in step_time(inc, start + 48 * 3_600_000)]
+    events = step_time(inc, start + 48 * 3_600_000)
+    records = [orjson.loads(escalation_record(ev, inc)[1])["data"] for ev in events]
     roster = roster_from_dict(ROSTER)
     per_person = Counter()
     for body in records:

@@ -142,7 +142,8 @@ def test_the_dlq_schema_lists_every_code_used_in_the_code():
 
 
 def test_one_key_rule_for_dlq_records():
-    for topic in ("gridwatch.commands.v1", "x.y.clock.v1", "located.v1", "gridwatch.reports.v1"):
+    for topic in ("gridwatch.commands.v1", "x.y.clock.v1", "located.v1", "gridwatch.reports.v1",
+                  "gw.incident-commands.v1"):
         assert dlq_key(topic) == topic.split(".", topic.count(".") - 1)[-1].encode()
 
 
