@@ -18,6 +18,7 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from pipeline.envelope import validator
 from pipeline.settings import Settings
 from topics.admin import create
 
@@ -122,6 +123,9 @@ def read_all(bootstrap: str, topics: list[str], quiet_s: float = 0.3, cap_s: flo
                 break
     finally:
         c.close()
+    for m in got:  # every DLQ record any test reads matches the schema integrators are given
+        if m.topic.endswith("dlq.v1") and m.value is not None:
+            validator("dlq.json")(orjson.loads(m.value)["data"])
     return got
 
 

@@ -200,3 +200,33 @@ def test_cancellation_is_not_swallowed():
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(run())
+
+
+def test_the_readme_lists_every_dlq_code():
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Bad input"):text.index("## Grids (geo/)")]
+    assert all(f"| `{code}` |" in section for code in DLQ_CODES)
+
+
+def test_a_refused_registration_gets_a_dlq_record_not_just_a_counter():
+    """Round 1: 52 bad devices.v1 and 49 bad subjects.v1 records were only counted in a log line."""
+    from pipeline.devices import RegistryFollower
+
+    registry: dict = {}
+    follower = RegistryFollower("gw.devices.v1", {}, registry, 65_536)
+    sent = Recorder()
+    follower.dlq = DlqPolicy(sent, 65_536, SimpleNamespace(warning=lambda *a, **k: None))
+    bad = SimpleNamespace(topic="gw.devices.v1", partition=3, offset=9, key=b"d1",
+                          value=b'{"specversion": "1.0"}', timestamp=T0)
+
+    async def run() -> None:
+        rej = follower.apply(bad.key, bad.value)
+        assert rej is not None and registry == {}
+        await follower._refused(bad, rej)
+
+    asyncio.run(run())
+    ((key, ev),) = sent.sent
+    assert key == b"devices.v1" and ev["data"]["code"] == "bad_envelope"
+    assert ev["data"]["source"] == {"topic": "gw.devices.v1", "partition": 3, "offset": 9,
+                                    "timestamp_ms": T0}
+    assert ev["id"] == "dlq:gw.devices.v1:3:9"  # the same id from every worker
