@@ -118,8 +118,9 @@ class IDThreshold(_Frozen):
 
 
 class LandslideConfig(_Frozen):
-    stale_after: Duration = parse_duration("30m")
-    persistence: int = Field(2, ge=1, le=100)  # consecutive evaluations before stepping up
+    stale_after: Duration = parse_duration("2h")  # before a point's second reading (interval unknown)
+    stale_grace: float = Field(2.0, ge=1.0, le=20.0)  # x the point's own reporting interval
+    persistence: int = Field(2, ge=1, le=100)  # readings in a row above a level before stepping up
     hysteresis: Duration = parse_duration("6h")  # time below a level before stepping down
     max_reading_mm: float = Field(100.0, gt=0)  # one rain reading above this is implausible
     rain_mm: dict[str, dict[str, float]]

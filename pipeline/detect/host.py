@@ -251,6 +251,8 @@ class DetectorHost:
                 zones = (device["zone_id"],) if device.get("zone_id") else \
                     tuple(data.get("hazard_zones") or (f"point:{device_id}",))
                 st = pd.points[device_id] = new_point(device_id, sensor, grid, path, zones)
+                if device.get("heartbeat_s"):  # the registered reporting interval
+                    st.interval_ms = int(device["heartbeat_s"]) * 1000
             try:
                 out.alerts += apply_reading(st, self.cfg.landslide, t, float(inp["value"]),
                                             inp.get("unit"), pd.watermark.now_ms)

@@ -6,10 +6,18 @@ the improved tangential angle alpha = atan(v / v0) (v0 the slope's constant-velo
 45 degrees means steady creep). The configured table maps each figure to blue/yellow/orange/red
 (注意/警示/警戒/警报); the point's raw level is the worst of them.
 
-The published level rises only after `persistence` evaluations in a row above it (to the lowest
-level seen in that streak) and steps down only after `hysteresis` of event time below it, so one
-noisy reading does not flap. A point silent for `stale_after` is reported (``sensor_stale``,
-maintenance route) and its level is held, not decayed as if no rain fell; the gap is recorded.
+The published level rises only after `persistence` *readings* in a row above it (to the lowest
+level seen in that streak): an evaluation counts toward raising only when a reading newer than
+the last one counted arrived; the periodic sweep (windows slide as event time moves) may lower
+a level and may break a streak, never extend one. It steps down only after `hysteresis` of
+event time below it, so one noisy reading does not flap.
+
+A point is stale when silent longer than `stale_grace` x its own reporting interval: the
+``heartbeat_s`` of its device registration, else learned from its readings (the median of its
+last gaps), else, before its second reading, `stale_after` (a network mixes 5-, 10- and
+60-minute gauges). A stale point is
+reported (``sensor_stale``, maintenance route) and its level is held, not decayed as if no rain
+fell; the gap is recorded.
 
 A zone's level is the worst of its points (`ZoneLevels`); a change raises a ``landslide`` alert
 for the zone, which the incident layer fans out to every grid and household it touches.
@@ -51,8 +59,11 @@ class PointState:
     last_ms: int = 0  # newest reading
     eval_ms: int = 0  # newest evaluation time
     level: int = NONE
-    streak: int = 0  # evaluations in a row above `level`
+    streak: int = 0  # readings in a row above `level`
     streak_min: int = NONE
+    counted_ms: int = 0  # the newest reading counted in the streak (a sweep adds nothing)
+    interval_ms: int = 0  # registered reporting interval (device heartbeat_s), 0: learn it
+    gaps_ms: tuple[int, ...] = ()  # the last gaps between readings, to learn the interval
     below_since: int = 0
     stale_since: int = 0  # last reading before a firing sensor_stale alert
     gaps: int = 0
@@ -162,19 +173,28 @@ def _displacement_figures(st: PointState, cfg: LandslideConfig, at: int) -> tupl
     return level, figures
 
 
+def stale_after_ms(st: PointState, cfg: LandslideConfig) -> int:
+    """How long this point may be silent: `stale_grace` x its interval (registered, else
+    learned), else the configured `stale_after`."""
+    interval = st.interval_ms
+    if not interval and st.gaps_ms:
+        interval = sorted(st.gaps_ms)[len(st.gaps_ms) // 2]
+    return int(interval * cfg.stale_grace) if interval else cfg.stale_after
+
+
 def evaluate(st: PointState, cfg: LandslideConfig, at: int) -> tuple[list[Alert], PointLevel | None]:
     """Re-evaluate a point at event time `at` (never earlier than its last evaluation)."""
     alerts: list[Alert] = []
-    fresh = at > st.eval_ms  # persistence counts evaluations at distinct event times only
-    if not fresh:
-        at = st.eval_ms
+    at = max(at, st.eval_ms)
     st.eval_ms = at
-    if st.last_ms and not st.stale_since and at - st.last_ms > cfg.stale_after:
+    new_data = st.last_ms > st.counted_ms  # only a new reading may extend a rising streak
+    limit = stale_after_ms(st, cfg)
+    if st.last_ms and not st.stale_since and at - st.last_ms > limit:
         st.stale_since = st.last_ms
         alerts.append(Alert(f"sensor_stale:{st.point_id}:{st.last_ms}", "sensor_stale", st.grid_id,
-                            "low", "firing", st.last_ms + cfg.stale_after, "firing",
+                            "low", "firing", st.last_ms + limit, "firing",
                             {"point_id": st.point_id, "sensor": st.sensor, "last_reading": st.last_ms,
-                             "stale_after_ms": cfg.stale_after, "level_held": level_name(st.level)},
+                             "stale_after_ms": limit, "level_held": level_name(st.level)},
                             MAINTENANCE, st.path, st.zones[0] if st.zones else None,
                             reason="no_reading"))
     if st.sensor == RAIN:
@@ -182,12 +202,13 @@ def evaluate(st: PointState, cfg: LandslideConfig, at: int) -> tuple[list[Alert]
     else:
         raw, figures = _displacement_figures(st, cfg, at)
     previous = st.level
-    if raw > st.level and not fresh:
-        pass  # a re-evaluation at the same time (after a late reading) does not extend a streak
+    if raw > st.level and not new_data:
+        pass  # a sweep or a re-evaluation without a new reading does not extend a streak
     elif raw > st.level:
         st.below_since = 0
         st.streak_min = raw if st.streak == 0 else min(st.streak_min, raw)
         st.streak += 1
+        st.counted_ms = st.last_ms
         if st.streak >= cfg.persistence:
             st.level, st.streak = st.streak_min, 0
     elif raw < st.level:
@@ -238,6 +259,8 @@ def apply_reading(st: PointState, cfg: LandslideConfig, t_ms: int, value: float,
         st.stale_since = 0
         st.gaps += 1
     if t_ms > st.last_ms:
+        if st.last_ms:
+            st.gaps_ms = (*st.gaps_ms[-4:], t_ms - st.last_ms)
         st.last_ms = t_ms
     return alerts
 

@@ -75,7 +75,8 @@ def test_gap_in_a_rain_gauge_is_reported_stale_and_level_is_held():
         assert out.levels == [], "a silent gauge must not read as zero rain"
     (stale,) = alerts
     assert (stale.kind, stale.status, stale.route) == ("sensor_stale", "firing", "maintenance")
-    assert stale.at_ms == last + 30 * MIN
+    # the gauge reports every 10 min: stale after 2 x its learned interval, not a global 30 min
+    assert stale.at_ms == last + 20 * MIN and stale.evidence["stale_after_ms"] == 20 * MIN
     assert stale.evidence["level_held"] == "orange"
     out = h.on_located(0, ping("rg1", "rain_gauge", t + 4 * HOUR, 0.0, "mm", zone="Z1"))
     resolved = [a for a in out.alerts if a.kind == "sensor_stale"]
@@ -155,3 +156,70 @@ def test_unusable_readings_are_rejected_with_reasons():
     out = h.on_located(0, ping("rg1", "rain_gauge", T0 + HOUR, 1.0, "mm"))
     assert [r.code for r in out.rejected] == ["late_event"]
     assert "older than the 72 h" in out.rejected[0].reason
+
+
+def hourly(h, values, t, device="rg-h", heartbeat_s=None, sweep_every=5 * MIN):
+    """An hourly gauge, with the detectors' clock sweeping every 5 min between readings."""
+    changes, alerts = [], []
+    for mm in values:
+        t += HOUR
+        for tick in range(t - HOUR + sweep_every, t, sweep_every):
+            out = h.on_tick(0, tick)
+            changes += [(level_name(c.level), c.at_ms) for c in out.levels]
+            alerts += out.alerts
+        if mm is not None:
+            out = h.on_located(0, ping(device, "rain_gauge", t, mm, "mm", zone="Z1",
+                                       heartbeat_s=heartbeat_s))
+            changes += [(level_name(c.level), c.at_ms) for c in out.levels]
+            alerts += out.alerts
+    return t, changes, alerts
+
+
+def test_one_high_hourly_reading_alone_gives_no_level():
+    """Round 1: sweeps re-evaluated the same window and counted as the second evaluation, so
+    one 131 mm reading published yellow about 55 minutes later."""
+    h = DetectorHost(storm_config(hysteresis="2h"))
+    _, changes, _ = hourly(h, [0, 25, 0, 0], T0)  # one reading over yellow's 20 mm in 1 h
+    assert changes == []
+
+
+def test_two_consecutive_high_hourly_readings_raise_the_level_at_the_second():
+    h = DetectorHost(storm_config(hysteresis="2h"))
+    t, changes, _ = hourly(h, [0, 25, 25], T0)
+    assert changes == [("yellow", t)]  # at the second reading, not at a sweep in between
+
+
+def test_a_sweep_lowers_the_level_after_the_hysteresis():
+    h = DetectorHost(storm_config(hysteresis="2h"))
+    t, _, _ = hourly(h, [25, 25], T0)
+    # no more rain: readings of 0 mm every hour; the 1 h window empties, the level steps down
+    # once 2 h of event time below it have passed, possibly at a sweep
+    _, changes, _ = hourly(h, [0, 0, 0, 0], t)
+    assert [c[0] for c in changes] == ["none"]
+    assert changes[0][1] >= t + HOUR + 2 * HOUR - 5 * MIN
+
+
+def test_the_same_rule_on_ten_minute_series():
+    h = DetectorHost(storm_config())
+    _, changes, _ = feed(h, 3, 6, T0)  # 18 mm/h: blue after the second reading over 10 mm
+    assert changes and changes[0][0] == "blue"
+    first_over = T0 + 4 * STEP  # the 4th reading brings the 1 h sum to 12 mm
+    assert changes[0][1] == first_over + STEP
+
+
+def test_an_hourly_gauge_is_not_stale_between_its_readings():
+    """Round 1: stale_after 30m flagged every hourly gauge between its readings."""
+    h = DetectorHost(storm_config())
+    _, _, alerts = hourly(h, [1, 1, 1, 1, 1, 1], T0)
+    assert [a for a in alerts if a.kind == "sensor_stale"] == []
+    # and silent for three hours (past 2 x its learned 1 h interval) it is
+    _, _, alerts = hourly(h, [None, None, None], T0 + 6 * HOUR)
+    stale = [a for a in alerts if a.kind == "sensor_stale"]
+    assert len(stale) == 1 and stale[0].at_ms == T0 + 6 * HOUR + 2 * HOUR
+
+
+def test_a_registered_interval_decides_staleness_from_the_first_reading():
+    h = DetectorHost(storm_config())
+    _, _, alerts = hourly(h, [1, None, None, None], T0, heartbeat_s=3600)
+    stale = [a for a in alerts if a.kind == "sensor_stale"]
+    assert len(stale) == 1 and stale[0].evidence["stale_after_ms"] == 2 * HOUR
