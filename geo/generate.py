@@ -31,10 +31,28 @@ SQM_PER_KM2 = 1e6
 
 @dataclass(frozen=True)
 class GenerateOptions:
-    """Sizes and seed of a generated hierarchy; every figure is user-settable."""
+    """Sizes and seed of a generated hierarchy; every figure is user-settable.
+
+    By default sizes follow how counties are really gridded: a district (市辖区, adcode ending
+    01..20) is urban throughout (街道 and 社区), a county's first town (the seat, 城关镇) is
+    urban and the others rural (镇/乡 and 村); urban grids hold `urban_grid_households`
+    (300-500), rural ones `rural_grid_households` (30-150); each town has
+    `villages_per_town` (10-30) villages or communities, from its households
+    (`village_households`, `community_households`). `grid_households` (one range for every
+    grid) or an exact `grids` count selects the plain mode: grids of that size, grouped
+    `grids_per_community`.
+    """
 
     seed: int = 42
-    grid_households: tuple[int, int] = (300, 1500)
+    grid_households: tuple[int, int] | None = None
+    urban_grid_households: tuple[int, int] = (300, 500)
+    rural_grid_households: tuple[int, int] = (30, 150)
+    villages_per_town: tuple[int, int] = (10, 30)
+    village_households: tuple[int, int] = (150, 600)  # a rural 村
+    community_households: tuple[int, int] = (1500, 4000)  # an urban 社区
+    urban_density_factor: float = 6.0  # households per km2 in an urban town, x the rural
+    district_households_per_km2: float = 450.0  # a 市辖区's default density
+    district_town_km2: float = 50.0  # a 市辖区's default: one 街道 per this many km2
     households: int | None = None  # total; default from area x density
     households_per_km2: float = 60.0
     grids: int | None = None  # exact grid count (overrides households)
@@ -103,13 +121,25 @@ def _polygonal(g: BaseGeometry) -> BaseGeometry:
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
-def split(poly: BaseGeometry, k: int, rng: np.random.Generator) -> list[BaseGeometry]:
-    """Cut `poly` into `k` irregular cells (Voronoi of random points, clipped), north-west first."""
+def split(poly: BaseGeometry, k: int, rng: np.random.Generator, relax: int = 0) -> list[BaseGeometry]:
+    """Cut `poly` into `k` irregular cells (Voronoi of random points, clipped), north-west first.
+
+    `relax` Lloyd iterations move each point to its cell's centroid first, so cells come out
+    of similar size (towns and villages are, roughly; pure random cells differ 100-fold).
+    """
     if k <= 1:
         return [poly]
     pts = _sample_in(poly, k, rng)
-    vor = shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=poly.envelope.buffer(1.0),
-                                   ordered=True)
+    envelope = poly.envelope.buffer(1.0)
+    for _ in range(relax):
+        vor = shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=envelope, ordered=True)
+        cells = shapely.intersection(shapely.get_parts(vor), poly)
+        moved = [shapely.point_on_surface(c) if not shapely.contains(poly, shapely.centroid(c))
+                 else shapely.centroid(c) for c in cells if not c.is_empty]
+        if len(moved) != k:
+            break
+        pts = np.round(np.array([(p.x, p.y) for p in moved]), 9)
+    vor = shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=envelope, ordered=True)
     cells = shapely.intersection(shapely.get_parts(vor), poly, grid_size=PRECISION)
     order = np.lexsort((np.round(pts[:, 0], 6), -np.round(pts[:, 1], 6)))
     out = [_polygonal(cells[i]) for i in order]
@@ -134,7 +164,9 @@ def generate_atlas(boundary: BaseGeometry, adcode: str, name: str,
     county = _polygonal(shapely.set_precision(shapely.make_valid(boundary), PRECISION))
     crs_m = metric_crs(*county.centroid.coords[0])
     area_km2 = gpd.GeoSeries([county], crs="EPSG:4326").to_crs(crs_m).area.iloc[0] / SQM_PER_KM2
-    lo, hi = opts.grid_households
+    if opts.grids is None and opts.grid_households is None:
+        return _realistic(county, adcode, name, opts, town_names, rng, crs_m, area_km2)
+    lo, hi = opts.grid_households or (300, 1500)
     if opts.grids:
         n_grids = opts.grids
     else:
@@ -173,6 +205,70 @@ def generate_atlas(boundary: BaseGeometry, adcode: str, name: str,
                                   "name": f"{comm['name']}第{g + 1}网格", "geometry": gcell,
                                   "households": hh,
                                   "population": round(hh * opts.persons_per_household)})
+    return _finish(rows, grid_rows, county, adcode, name, opts, rng, crs_m, area_km2)
+
+
+def is_district(adcode: str) -> bool:
+    """A 市辖区 (urban district): GB/T 2260 county-level codes ending 01..20 (21..80 are 县,
+    81..99 县级市)."""
+    return len(adcode) >= 6 and adcode[4:6].isdigit() and 1 <= int(adcode[4:6]) <= 20
+
+
+def _realistic(county: BaseGeometry, adcode: str, name: str, opts: GenerateOptions,
+               town_names: dict[str, str] | None, rng: np.random.Generator, crs_m: str,
+               area_km2: float) -> Atlas:
+    """Towns, then 10-30 villages or communities per town from its households, then grids of
+    the urban or rural size (see `GenerateOptions`)."""
+    names = dict(sorted((town_names or {}).items()))
+    district = is_district(adcode)
+    per_town_km2 = opts.district_town_km2 if district else 150.0
+    n_towns = opts.towns or (len(names) if names else max(1, round(area_km2 / per_town_km2)))
+    town_cells = split(county, n_towns, rng, relax=3)
+    urban = [district or t == 0 for t in range(len(town_cells))]  # t 0: the county seat
+    weights = np.array([c.area * (opts.urban_density_factor if u else 1.0)
+                        for c, u in zip(town_cells, urban, strict=True)])
+    density = opts.district_households_per_km2 if district else opts.households_per_km2
+    total = opts.households or int(area_km2 * density)
+    hh_towns = _split_counts(total, len(town_cells), weights)
+    town_codes = [c[6:9] for c in names][: len(town_cells)]
+    town_codes += [f"{i:03d}" for i in range(1, 1000) if f"{i:03d}" not in town_codes]
+    rows: list[dict] = [{"id": adcode, "parent": None, "level": "county", "name": name,
+                         "geometry": county}]
+    grid_rows: list[dict] = []
+    for t, (tcell, hh_t) in enumerate(zip(town_cells, hh_towns, strict=True)):
+        tcode = adcode + town_codes[t]
+        tname = names.get(tcode) or (f"第{t + 1}街道" if urban[t] else f"第{t + 1}镇")
+        rows.append({"id": tcode, "parent": adcode, "level": "town", "name": tname,
+                     "geometry": tcell, "setting": "urban" if urban[t] else "rural"})
+        size = opts.community_households if urban[t] else opts.village_households
+        lo_v, hi_v = opts.villages_per_town
+        n_comm = int(np.clip(round(int(hh_t) / (sum(size) / 2)), lo_v, hi_v))
+        comm_cells = split(tcell, n_comm, rng, relax=2)
+        hh_comm = _split_counts(int(hh_t), len(comm_cells), np.array([c.area for c in comm_cells]))
+        glo, ghi = opts.urban_grid_households if urban[t] else opts.rural_grid_households
+        kind = "社区" if urban[t] else "村"
+        for c, (ccell, hh_c) in enumerate(zip(comm_cells, hh_comm, strict=True)):
+            ccode = f"{tcode}{c + 1:03d}"
+            cname = f"{tname}第{c + 1}{kind}"
+            rows.append({"id": ccode, "parent": tcode, "level": "community", "name": cname,
+                         "geometry": ccell, "setting": "urban" if urban[t] else "rural"})
+            n_grids = max(1, min(999, round(int(hh_c) / ((glo + ghi) / 2))))
+            cells = split(ccell, n_grids, rng)
+            # the community's households over its grids, each inside the setting's range
+            share = _split_counts(int(hh_c), len(cells), rng.uniform(0.7, 1.3, len(cells)))
+            for g, (gcell, hh) in enumerate(zip(cells, share, strict=True)):
+                hh = int(np.clip(hh, glo, ghi))
+                grid_rows.append({"id": f"{ccode}{g + 1:03d}", "parent": ccode, "level": "grid",
+                                  "name": f"{cname}第{g + 1}网格", "geometry": gcell,
+                                  "households": hh, "setting": "urban" if urban[t] else "rural",
+                                  "population": round(hh * opts.persons_per_household)})
+    return _finish(rows, grid_rows, county, adcode, name, opts, rng, crs_m, area_km2)
+
+
+def _finish(rows: list[dict], grid_rows: list[dict], county: BaseGeometry, adcode: str, name: str,
+            opts: GenerateOptions, rng: np.random.Generator, crs_m: str,
+            area_km2: float) -> Atlas:
+    """Households summed up the tree, police grids, hazard zones, the atlas."""
     gov = gpd.GeoDataFrame(rows + grid_rows, geometry="geometry", crs="EPSG:4326")
     hh_by_parent: dict[str, int] = {}
     for r in grid_rows:

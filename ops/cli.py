@@ -9,6 +9,7 @@ from ops.cmd_delivery import cap, notifier, roster
 from ops.cmd_detect import detectors, policy, subjects
 from ops.cmd_dlq import dlq, lag_cmd, status_cmd
 from ops.cmd_grids import grids
+from ops.cmd_link import link
 from ops.cmd_replay import archive, replay, whatif
 from ops.cmd_runtime import broker, demo, devices, topics, worker
 from ops.cmd_web import token, web
@@ -21,7 +22,7 @@ def main() -> None:
 
 
 for _cmd in (grids, broker, worker, topics, devices, subjects, detectors, policy, roster, notifier, cap,
-             dlq, lag_cmd, status_cmd, archive, replay, whatif, web, token, demo, bench):
+             dlq, lag_cmd, status_cmd, archive, replay, whatif, web, token, link, demo, bench):
     main.add_command(_cmd)
 
 

@@ -8,8 +8,8 @@ import time
 import click
 import orjson
 
-from ops.cli_util import readable_errors
-from ops.cmd_runtime import broker_opt, prefix_opt, settings_from
+from ops.cli_util import emit_json, readable_errors
+from ops.cmd_runtime import broker_opt, broker_settings, prefix_opt, settings_from
 
 
 @click.command()
@@ -54,7 +54,7 @@ def cap(incident_id: str, broker: str | None, topic_prefix: str | None, atlas: s
     from pipeline.delivery.cap import incident_to_cap, validate_cap
     from pipeline.errors import ConfigError
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix, atlas=atlas)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix, atlas=atlas)
     consumer = KafkaConsumer(s.topic("incidents.v1"), auto_offset_reset="earliest",
                              consumer_timeout_ms=2000, **s.kafka_python_config())
     found = None
@@ -90,12 +90,17 @@ def roster() -> None:
 
 @roster.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The result as JSON (problems too).")
 @readable_errors
-def roster_check(path: str) -> None:
+def roster_check(path: str, as_json: bool) -> None:
     """Validate a roster file; exit 1 listing every problem."""
     from pipeline.delivery.roster import load_roster
 
     r = load_roster(path)
+    if as_json:
+        emit_json({"ok": True, "path": path, "name": r.name, "people": len(r.people),
+                   "duties": len(r.duties)})
+        return
     click.echo(f"{path}: ok ({len(r.people)} people, {len(r.duties)} duties)")
 
 
@@ -112,7 +117,7 @@ def roster_load(path: str, broker: str | None, topic_prefix: str | None) -> None
     from pipeline.envelope import iso_ms, make_event
 
     r = load_roster(path)
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     env = make_event("gridwatch.roster.v1", f"roster:{r.name}", iso_ms(int(time.time() * 1000)),
                      r.model_dump(by_alias=True),
                      subject=r.name, source="gridwatch/rosters")

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ops.cli_util import emit_json, parse_time_option, readable_errors
-from ops.cmd_runtime import broker_opt, prefix_opt, settings_from
+from ops.cli_util import EXIT_FAILED, emit_json, parse_time_option, readable_errors
+from ops.cmd_runtime import broker_opt, broker_settings, prefix_opt
 
 if TYPE_CHECKING:
     from ops.dlq import DlqEntry
@@ -36,9 +36,9 @@ def _entries(broker: Opt, topic_prefix: Opt, code: Opt, since: Opt, until: Opt,
              source: Opt) -> tuple[Settings, list[DlqEntry]]:
     from ops.dlq import read_dlq
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
-    return s, read_dlq(s, code, parse_time_option(since, "--since"), parse_time_option(until, "--until"),
-                       source)
+    since_ms, until_ms = parse_time_option(since, "--since"), parse_time_option(until, "--until")
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
+    return s, read_dlq(s, code, since_ms, until_ms, source)
 
 
 @click.group()
@@ -72,9 +72,11 @@ def dlq_ls(broker: Opt, topic_prefix: Opt, code: Opt, since: Opt, until: Opt, so
 @click.argument("position")
 @broker_opt
 @prefix_opt
+@click.option("--json", "as_json", is_flag=True,
+              help="The record as JSON (what it always prints); failures as JSON too.")
 @readable_errors
-def dlq_show(position: str, broker: Opt, topic_prefix: Opt) -> None:
-    """One DLQ record in full (PARTITION:OFFSET as `ls` prints it), original bytes decoded."""
+def dlq_show(position: str, broker: Opt, topic_prefix: Opt, as_json: bool) -> None:
+    """One DLQ record in full (PARTITION:OFFSET as `ls` prints it), original bytes decoded, as JSON."""
     from pipeline.errors import ConfigError
 
     _, entries = _entries(broker, topic_prefix, None, None, None, None)
@@ -117,7 +119,7 @@ def lag_cmd(broker: Opt, topic_prefix: Opt, groups: tuple[str, ...], as_json: bo
     """Consumer lag per group, topic and partition (end offset - committed offset)."""
     from ops.lag import lag, totals
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     rows = lag(s, list(groups) or None)
     if as_json:
         emit_json({"partitions": rows, "totals": totals(rows)})
@@ -135,15 +137,16 @@ def lag_cmd(broker: Opt, topic_prefix: Opt, groups: tuple[str, ...], as_json: bo
 @click.option("--max-lag", type=click.IntRange(0, 10**9), default=10_000, show_default=True,
               help="Lag per group and topic above which the pipeline is not healthy.")
 @click.option("--json", "as_json", is_flag=True)
-@readable_errors
+@readable_errors(json_fields={"healthy": False})
 def status_cmd(broker: Opt, topic_prefix: Opt, max_lag: int, as_json: bool) -> None:
-    """Is the pipeline healthy? Topics, consumer lag, DLQ records waiting. Exit 1 when not."""
+    """Is the pipeline healthy? Topics, consumer lag, DLQ records waiting. Exit 1 when not, 3 when
+    the broker is not reachable (with --json: {"healthy": false, "reachable": false, ...})."""
     import sys
 
     from ops.lag import status
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
-    result = status(s, max_lag)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
+    result = {**status(s, max_lag), "reachable": True}
     if as_json:
         emit_json(result)
     else:
@@ -152,4 +155,4 @@ def status_cmd(broker: Opt, topic_prefix: Opt, max_lag: int, as_json: bool) -> N
             click.echo(f"  - {p}")
         click.echo(f"  DLQ records waiting: {result['dlq_waiting']}")
     if not result["healthy"]:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
+from typing import Any
 
 import click
 import numpy as np
@@ -37,8 +39,9 @@ def grids() -> None:
               help="CRS of --boundary coordinates (gcj02 for Amap-sourced files).")
 @click.option("--names", type=click.Path(dir_okay=False), help="Town names JSON (code -> name).")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--grid-households", default="300-1500", show_default=True,
-              help="Households per grid, low-high.")
+@click.option("--grid-households", default=None,
+              help="One households range for every grid, low-high (default: urban 300-500, "
+                   "rural 30-150, by the town's setting).")
 @click.option("--households", type=click.IntRange(min=1), help="Total households in the county.")
 @click.option("--grids", "n_grids", type=click.IntRange(1, 200_000), help="Exact grid count.")
 @click.option("--towns", type=click.IntRange(1, 999), help="Town count (default: names file).")
@@ -66,8 +69,8 @@ def generate(boundary: str | None, adcode: str | None, boundary_crs: str, names:
     else:
         assert adcode is not None
         geom, code, name = boundary_from_adcode(adcode), adcode, None
-    opts = GenerateOptions(seed=seed, grid_households=parse_range(grid_households,
-                                                                  "--grid-households"),
+    opts = GenerateOptions(seed=seed, grid_households=parse_range(grid_households, "--grid-households")
+                           if grid_households else None,
                            households=households, grids=n_grids, towns=towns, hazards=hazards)
     town_names = load_town_names(names) if names else None
     atlas = generate_atlas(geom, str(code), name or str(code), opts, town_names)
@@ -184,6 +187,29 @@ def locate(atlas_file: str, points: tuple[str, ...], csv_path: str | None, crs: 
                    f" police={r['police'] or '-'} hazards={','.join(r['hazards']) or '-'}")
 
 
+def _spread(values: Any) -> dict[str, int]:
+    return {"min": int(values.min()), "median": int(values.median()), "max": int(values.max())} \
+        if len(values) else {}
+
+
+def hierarchy_stats(gov: Any, leaf: str) -> dict:
+    """Children per unit down the ladder (villages per town, grids per village) and, where the
+    atlas says a unit's setting, households per grid for urban and rural grids."""
+    out: dict = {}
+    levels = [lv for lv in ("county", "town", "community", leaf) if (gov["level"] == lv).any()]
+    for upper, lower in itertools.pairwise(levels):
+        ids = set(gov[gov["level"] == upper]["id"])
+        kids = gov[(gov["level"] == lower) & gov["parent"].isin(ids)].groupby("parent").size()
+        out[f"{lower}_per_{upper}"] = _spread(kids.reindex(sorted(ids), fill_value=0))
+    if "setting" in gov and "households" in gov:
+        grids = gov[gov["level"] == leaf]
+        for setting in ("urban", "rural"):
+            hh = grids[grids["setting"] == setting]["households"]
+            if len(hh):
+                out[f"{setting}_grid_households"] = {**_spread(hh), "grids": len(hh)}
+    return out
+
+
 @grids.command()
 @click.argument("atlas_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
@@ -206,6 +232,7 @@ def stats(atlas_file: str, as_json: bool) -> None:
     if hh is not None and hh.notna().any():
         out["grid_households"] = {"min": int(hh.min()), "median": int(hh.median()),
                                   "max": int(hh.max()), "total": int(hh.sum())}
+    out["hierarchy"] = hierarchy_stats(gov, loc.leaf_level)
     if as_json:
         emit_json(out)
     else:

@@ -10,8 +10,8 @@ from typing import Any
 import click
 import orjson
 
-from ops.cli_util import emit_json, parse_time_option, readable_errors
-from ops.cmd_runtime import broker_opt, prefix_opt, settings_from
+from ops.cli_util import EXIT_FAILED, emit_json, parse_time_option, readable_errors
+from ops.cmd_runtime import broker_opt, broker_settings, prefix_opt, settings_from
 from pipeline.envelope import iso_ms
 
 
@@ -27,13 +27,15 @@ def archive() -> None:
 @click.option("--flush-s", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
               help="Write segments and commit at least this often.")
 @click.option("--once", is_flag=True, help="Archive up to the current end offsets, then exit.")
+@click.option("--json", "as_json", is_flag=True, help="What was archived, as JSON, when it stops.")
 @readable_errors
-def archive_run(root: str, broker: str | None, topic_prefix: str | None, flush_s: float, once: bool) -> None:
+def archive_run(root: str, broker: str | None, topic_prefix: str | None, flush_s: float, once: bool,
+                as_json: bool) -> None:
     """Copy every registry topic into the archive (group <app id>-archive), until Ctrl-C."""
     from ops.logio import ArchiveSink
     from pipeline.logs import configure
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     configure(s.log_level)
     sink = ArchiveSink(s, root, flush_s)
     signal.signal(signal.SIGTERM, lambda *_: sink.stop.set())
@@ -42,6 +44,9 @@ def archive_run(root: str, broker: str | None, topic_prefix: str | None, flush_s
     except KeyboardInterrupt:
         sink.stop.set()
         n = sink.records
+    if as_json:
+        emit_json({"ok": True, "archived": n, "dir": root, "segments": sink.writer.segments_written})
+        return
     click.echo(f"archived {n} record(s) into {root} ({sink.writer.segments_written} segment(s))")
 
 
@@ -86,12 +91,14 @@ def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _setup(from_: str, archive_dir: str | None, since: str | None, until: str | None,
            detectors_file: str | None, policy_file: str | None, broker: str | None,
-           topic_prefix: str | None) -> tuple[Any, Any]:
+           topic_prefix: str | None, needs_broker: bool) -> tuple[Any, Any]:
+    """Settings and the source, the options checked first; then the broker, when this run reads
+    or writes Kafka."""
     from ops.replay import Source
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix, detectors_file=detectors_file,
-                      policy_file=policy_file)
     src = Source(from_, archive_dir, parse_time_option(since, "--since"), parse_time_option(until, "--until"))
+    s = (broker_settings if needs_broker else settings_from)(
+        broker=broker, topic_prefix=topic_prefix, detectors_file=detectors_file, policy_file=policy_file)
     return s, src
 
 
@@ -121,7 +128,8 @@ def replay(from_: str, archive_dir: str | None, since: str | None, until: str | 
     from ops import replay as rp
     from pipeline.replay import by_id
 
-    s, src = _setup(from_, archive_dir, since, until, detectors_file, policy_file, broker, topic_prefix)
+    s, src = _setup(from_, archive_dir, since, until, detectors_file, policy_file, broker, topic_prefix,
+                    needs_broker=from_ == "kafka" or target == "shadow")
     if target == "shadow":
         result = rp.replay_shadow(s, src, shadow_prefix, speed, progress)
         _show(result, as_json)
@@ -138,7 +146,7 @@ def replay(from_: str, archive_dir: str | None, since: str | None, until: str | 
         result["compare"] = rp.compare(rp.recorded_outputs(s, src), by_id(replayer.outputs))
     _show(result, as_json)
     if compare and not result["compare"]["identical"]:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 def _show(result: dict, as_json: bool) -> None:
@@ -166,7 +174,8 @@ def whatif(from_: str, archive_dir: str | None, since: str | None, until: str | 
 
     if not (detectors_file or policy_file):
         raise click.UsageError("give --detectors and/or --policy: the what-if configuration")
-    s, src = _setup(from_, archive_dir, since, until, detectors_file, policy_file, broker, topic_prefix)
+    s, src = _setup(from_, archive_dir, since, until, detectors_file, policy_file, broker, topic_prefix,
+                    needs_broker=from_ == "kafka")
     result = rp.replay_core(s, src, 0.0, False)
     d = diff(rp.recorded_outputs(s, src), by_id(result.pop("replayer").outputs))
     doc = {"summary": d.summary(), "by_kind": summary_by_kind(d), "added": d.added,

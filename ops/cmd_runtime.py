@@ -10,13 +10,23 @@ from typing import Any
 import click
 import orjson
 
-from ops.cli_util import emit_json, readable_errors
+from ops.cli_util import EXIT_FAILED, emit_json, readable_errors
 from pipeline.settings import Settings
 
 
 def settings_from(**overrides: object) -> Settings:
     """Settings from the environment plus the CLI overrides that were given."""
     return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def broker_settings(**overrides: object) -> Settings:
+    """`settings_from`, then the check every broker command makes after validating its input and
+    before its first Kafka client: seconds (exit 3, one line), not a client's 30 s wait."""
+    from pipeline.broker import ensure_reachable
+
+    s = settings_from(**overrides)
+    ensure_reachable(s)
+    return s
 
 
 broker_opt = click.option("--broker", help="Kafka bootstrap servers (env GRIDWATCH_BROKER).")
@@ -106,7 +116,7 @@ def topics_create(broker: str | None, topic_prefix: str | None, as_json: bool) -
     """Create every registry topic that is missing (idempotent)."""
     from topics.admin import create
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     made = create(s)
     if as_json:
         emit_json({"created": made})
@@ -147,7 +157,7 @@ def topics_describe(broker: str | None, topic_prefix: str | None, per_partition:
     """What the broker has for each registry topic; exit 1 if any is missing or wrong."""
     from topics.admin import as_rows, describe
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     if per_partition:
         from ops.lag import topic_partitions
 
@@ -173,7 +183,7 @@ def topics_describe(broker: str | None, topic_prefix: str | None, per_partition:
                        f"rf={r['replication_factor']} {cfg.get('cleanup.policy', '')}"
                        + "".join(f"\n    {d}" for d in r["differences"] if d != "missing"))
     if not all(r["ok"] for r in rows):
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 @click.group()
@@ -190,33 +200,38 @@ def add_registry_load(group: click.Group, kind: str, formats: str) -> None:
     @prefix_opt
     @click.option("--time", "at", default="2026-01-01T00:00:00.000Z", show_default=True,
                   help="Envelope time for the registrations.")
+    @click.option("--json", "as_json", is_flag=True, help="What was published, as JSON.")
     @readable_errors
-    def load(path: str, broker: str | None, topic_prefix: str | None, at: str) -> None:
+    def load(path: str, broker: str | None, topic_prefix: str | None, at: str, as_json: bool) -> None:
         from pipeline.devices import registry_envelope
 
         publish_registry(path, f"{kind}s.v1", f"{kind}_id", f"{kind}.json", kind,
                          lambda row, t: registry_envelope(kind, row[f"{kind}_id"], row, t),
-                         broker, topic_prefix, at)
+                         broker, topic_prefix, at, as_json)
 
 
 add_registry_load(devices, "device", "JSON, JSON Lines, CSV")
 
 
 def publish_registry(path: str, short: str, key_field: str, schema: str, what: str,
-                     envelope: Any, broker: str | None, topic_prefix: str | None, at: str) -> None:
+                     envelope: Any, broker: str | None, topic_prefix: str | None, at: str,
+                     as_json: bool = False) -> None:
     """Validate a registry file (devices, subjects), then publish every entry, keyed by id."""
     from kafka import KafkaProducer
 
     from pipeline.devices import load_devices_file
 
-    s = settings_from(broker=broker, topic_prefix=topic_prefix)
-    rows = load_devices_file(path, schema=schema, what=what)
+    rows = load_devices_file(path, schema=schema, what=what)  # before touching the broker
+    s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     producer = KafkaProducer(**s.kafka_python_config())
     for row in rows:
         producer.send(s.topic(short), key=row[key_field].encode(),
                       value=orjson.dumps(envelope(row, at)))
     producer.flush()
     producer.close()
+    if as_json:
+        emit_json({"ok": True, "published": len(rows), "what": what, "topic": s.topic(short), "path": path})
+        return
     click.echo(f"published {len(rows)} {what}(s) to {s.topic(short)}")
 
 

@@ -41,14 +41,16 @@ def token() -> None:
 @click.option("--name", required=True, help="Who (becomes the actor of commands); no personal data.")
 @click.option("--role", required=True, type=click.Choice(["admin", "command_center", "responder", "ingest"]))
 @click.option("--scope", help="The unit a responder answers for (its grid subtree).")
+@click.option("--reporter-id", help="ingest: the only reporter_id its reports may carry (403 otherwise).")
 @readable_errors
-def token_new(name: str, role: str, scope: str | None) -> None:
+def token_new(name: str, role: str, scope: str | None, reporter_id: str | None) -> None:
     """Print a new token (to give its holder, once) and the line for the tokens file."""
     from pipeline.web.auth import TokenEntry, hash_token, new_token
 
     tok = new_token()
     try:
-        entry = TokenEntry(name=name, sha256=hash_token(tok), role=role, scope=scope)  # type: ignore[arg-type]
+        entry = TokenEntry(name=name, sha256=hash_token(tok), role=role, scope=scope,  # type: ignore[arg-type]
+                           reporter_id=reporter_id)
     except ValueError as exc:
         from pydantic import ValidationError
 
@@ -58,4 +60,5 @@ def token_new(name: str, role: str, scope: str | None) -> None:
         raise click.BadParameter(msg)
     click.echo(f"# token for {name} (shown once): {tok}", err=True)
     line = f"  - {{name: {entry.name}, role: {entry.role}, sha256: '{entry.sha256}'"
-    click.echo(line + (f", scope: '{entry.scope}'}}" if entry.scope else "}"))
+    line += f", scope: '{entry.scope}'" if entry.scope else ""
+    click.echo(line + (f", reporter_id: '{entry.reporter_id}'}}" if entry.reporter_id else "}"))

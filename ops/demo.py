@@ -89,7 +89,7 @@ def ensure_atlas(opts: DemoOptions) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         atlas = generate_atlas(boundary_from_adcode(opts.adcode), opts.adcode, opts.adcode,
-                               GenerateOptions(seed=opts.seed))
+                               GenerateOptions(seed=opts.seed, grid_households=(300, 1500)))
         write_atlas(atlas, str(path))
     return str(path)
 
@@ -225,7 +225,8 @@ def start_web(env: dict, workdir: Path) -> tuple[subprocess.Popen, str, str]:
     token, tokens_file = demo_tokens(workdir)
     port = _web_port()
     web_env = dict(env, GRIDWATCH_TOKENS=tokens_file, GRIDWATCH_WEB_PORT=str(port),
-                   GRIDWATCH_WEB_CLOCK="event")  # commands fall in the simulated day
+                   GRIDWATCH_WEB_CLOCK="event",  # commands fall in the simulated day
+                   GRIDWATCH_COMMAND_RATE="200", GRIDWATCH_COMMAND_BURST="400")  # an automated desk
     log = open(workdir / "web.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "web"], env=web_env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -11,15 +11,13 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from pipeline.broker import wait_for_kafka
+from pipeline.broker import ensure_reachable
 from pipeline.settings import Settings
 
 
 def _reachable(settings: Settings) -> None:
-    """A readable error in seconds instead of a client's long bootstrap wait (plaintext only:
-    secured clusters go straight to the clients, which carry the credentials)."""
-    if settings.security_protocol == "PLAINTEXT":
-        wait_for_kafka(settings.broker, timeout_s=5)
+    """A readable error in seconds instead of a client's long bootstrap wait."""
+    ensure_reachable(settings)
 
 
 def groups_of(settings: Settings) -> list[str]:

@@ -217,6 +217,11 @@ def run_worker(settings: Settings) -> None:
 
     check(settings)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel="WARNING" if settings.log_level != "debug" else "INFO",
-                          quiet=True, redirect_stdouts=False)
+    from pipeline.logs import logging_config
+
+    level = "WARNING" if settings.log_level != "debug" else "INFO"
+    # faust's worker replaces the root handler: hand it ours, so faust's, aiokafka's and
+    # aiohttp's lines pass the same redaction as gridwatch's own (`pipeline.logs`)
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False,
+                          logging_config=logging_config(getattr(logging, level)))
     worker.execute_from_commandline()

@@ -14,9 +14,12 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import BrokerUnavailable
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 
 def free_port() -> int:
@@ -45,6 +48,38 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
             last = exc
             time.sleep(0.1)
     raise BrokerUnavailable(f"no Kafka answered at {bootstrap} within {timeout_s:.0f}s ({last})")
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.strip().rpartition(":")
+    if not host or not port.isdigit():  # "kafka" alone, or "[::1]" without a port
+        return server.strip().strip("[]"), 9092
+    return host.strip("[]"), int(port)
+
+
+def ensure_reachable(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after a client's 30 s bootstrap wait, when the configured broker is
+    not there: a TCP connection to one of the bootstrap servers (refused at once when nothing
+    listens), then, on plaintext, a metadata request (a secured cluster is left to the clients,
+    which carry the credentials). Raises `BrokerUnavailable` with ``bootstrap`` set."""
+    bootstrap, kafka_check = settings.broker, settings.security_protocol == "PLAINTEXT"
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    for server in filter(str.strip, bootstrap.split(",")):
+        try:
+            with socket.create_connection(_host_port(server),
+                                          timeout=max(0.2, min(2.0, deadline - time.monotonic()))):
+                break
+        except (OSError, ValueError) as exc:  # refused, unknown host, timeout, bad port
+            last = exc
+    else:
+        why = f"{type(last).__name__}: {last}" if last else "no bootstrap servers"
+        raise BrokerUnavailable(f"nothing accepts connections at {bootstrap} ({why})", bootstrap=bootstrap)
+    if kafka_check:
+        try:
+            wait_for_kafka(bootstrap, timeout_s=max(1.0, deadline - time.monotonic()))
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(str(exc), bootstrap=bootstrap) from None
 
 
 class EmbeddedBroker:

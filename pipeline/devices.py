@@ -19,7 +19,7 @@ import fastjsonschema
 import orjson
 import yaml
 
-from pipeline.envelope import decode, validator
+from pipeline.envelope import decode, make_event, validator
 from pipeline.errors import ConfigError, Rejected
 
 _NUMERIC = {"lon", "lat"}
@@ -65,9 +65,8 @@ def load_devices_file(path: str, schema: str = "device.json", what: str = "devic
 
 def registry_envelope(kind: str, key: str, row: dict, time: str) -> dict:
     """The envelope of one registry entry (``kind`` device or subject), id ``<kind>:<key>``."""
-    return {"specversion": "1.0", "id": f"{kind}:{key}", "source": f"gridwatch/{kind}s",
-            "type": f"gridwatch.{kind}.v1", "time": time, "datacontenttype": "application/json",
-            "subject": key, "data": row}
+    return make_event(f"gridwatch.{kind}.v1", f"{kind}:{key}", time, row, subject=key,
+                      source=f"gridwatch/{kind}s")
 
 
 def device_envelope(row: dict, time: str) -> dict:

@@ -17,7 +17,7 @@ import fastjsonschema
 import orjson
 
 from pipeline.errors import Rejected
-from topics.registry import BY_NAME, SCHEMA_DIR
+from topics.registry import BY_NAME, DATASCHEMAS, SCHEMA_DIR
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: absolute bounds on any event time, whatever the record timestamp says
@@ -112,10 +112,14 @@ def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None 
     """An output envelope; `id_` must be deterministic so redeliveries can be recognised.
 
     `trace` is the input's W3C ``traceparent`` (CloudEvents distributed-tracing extension),
-    carried through so one report can be followed from intake to escalation.
+    carried through so one report can be followed from intake to escalation. ``dataschema`` is
+    the path the web server serves the data's JSON Schema at (``/schemas/escalation.json``), for
+    every type of a registry topic (`topics.registry.DATASCHEMAS`).
     """
     ev = {"specversion": "1.0", "id": id_, "source": source, "type": type_, "time": time,
           "datacontenttype": "application/json", "data": data}
+    if type_ in DATASCHEMAS:
+        ev["dataschema"] = DATASCHEMAS[type_]
     if subject is not None:
         ev["subject"] = subject
     if trace is not None:

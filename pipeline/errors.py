@@ -18,9 +18,18 @@ class TopicsNotReady(GridwatchError):
 
 
 class BrokerUnavailable(GridwatchError):
-    """The broker did not answer in time. Retriable."""
+    """The broker did not answer in time. Retriable.
+
+    `bootstrap` is set when the configured broker was found not reachable (`ensure_reachable`):
+    the CLI says so in one line and exits 3; without it (a broker gridwatch starts itself failed)
+    it is an error like the others.
+    """
 
     retriable = True
+
+    def __init__(self, message: str, bootstrap: str | None = None) -> None:
+        super().__init__(message)
+        self.bootstrap = bootstrap
 
 
 class Rejected(GridwatchError):
@@ -61,7 +70,10 @@ DLQ_CODES: dict[str, tuple[str, str]] = {
     "out_of_scope": ("incidents", "the actor's scope is not on the incident's path"),
     "illegal_transition": ("incidents", "the action is not allowed in the incident's state"),
     "reason_required": ("incidents", "cancel and merge need a reason"),
-    "children_open": ("incidents", "a zone incident cannot close while grid incidents are open"),
+    "children_open": ("incidents", "a zone incident cannot be verified, cancelled or merged while "
+                      "grid incidents are open"),
+    "bad_merge_target": ("incidents", "a merge's merge_into is not an open incident on the same "
+                         "partition inside the actor's scope"),
     "internal_error": ("every stage", "the stage failed on this record (exception type in the "
                        "reason); the record is kept here and the stage went on"),
 }

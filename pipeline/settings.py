@@ -30,6 +30,38 @@ def _number(env: dict[str, str], name: str, default: Any, lo: float, hi: float,
     return value
 
 
+def _secret(env: dict[str, str], name: str) -> str | None:
+    """A signing key: unset, or at least 16 characters (a short key is a guessable one)."""
+    value = env.get(name) or None
+    if value is not None and len(value) < 16:
+        raise ConfigError(f"{name} must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+    return value
+
+
+def _allow_list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated host names, IP addresses or CIDRs (lower-cased), or ConfigError naming
+    the entry that is none of these."""
+    import ipaddress
+
+    out = []
+    for raw in (env.get(name) or "").split(","):
+        entry = raw.strip().lower().rstrip(".")
+        if not entry:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(entry, strict=False)))
+            continue
+        except ValueError:
+            pass
+        labels = entry.split(".")
+        if "/" in entry or len(entry) > 253 or not all(
+                0 < len(lb) <= 63 and all(c.isascii() and (c.isalnum() or c == "-") for c in lb)
+                for lb in labels):
+            raise ConfigError(f"{name}: {raw.strip()!r} is not a host name, IP address or CIDR")
+        out.append(entry)
+    return tuple(out)
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -65,13 +97,20 @@ class Settings:
     clock: str = "live"  # "live": partition owners write ticks; "off": from the log (replay, tests)
     roster_file: str | None = None
     public_url: str | None = None  # where people reach the HTTP API (links in messages)
+    link_key: str | None = field(default=None, repr=False)  # signs action links (GRIDWATCH_LINK_KEY)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # current first
+    #: hosts or CIDRs webhooks may reach although private/loopback (on-premise gateways)
+    webhook_allow: tuple[str, ...] = ()
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_starttls: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "gridwatch@localhost"
+    sms_url: str | None = None  # a generic HTTP SMS gateway (template id + parameters)
+    sms_template: str | None = None
+    sms_sign: str | None = None  # the approved signature (签名) the gateway prefixes
+    sms_token: str | None = field(default=None, repr=False)
     notify_attempts: int = 4  # per channel, the first included
     notify_backoff_s: float = 0.5  # first retry delay; doubles, with jitter
     notify_timeout_s: float = 5.0
@@ -93,6 +132,9 @@ class Settings:
     tokens_file: str | None = None
     intake_rate: float = 10.0  # reports a second per token, after a burst of intake_burst
     intake_burst: int = 20
+    command_rate: float = 2.0  # commands a second per token, after a burst of command_burst
+    command_burst: int = 30
+    streams_per_token: int = 5  # concurrent live streams (/api/v1/stream) per token
     web_backlog: int = 50_000  # records per partition of escalations/located/DLQ the board reads at start
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -126,13 +168,19 @@ class Settings:
             clock=_choice(env, "GRIDWATCH_CLOCK", cls.clock, ("live", "off")),
             roster_file=env.get("GRIDWATCH_ROSTER") or None,
             public_url=env.get("GRIDWATCH_PUBLIC_URL") or None,
+            link_key=_secret(env, "GRIDWATCH_LINK_KEY"),
             webhook_secrets=tuple(x for x in (env.get("GRIDWATCH_WEBHOOK_SECRETS") or "").split(",") if x),
+            webhook_allow=_allow_list(env, "GRIDWATCH_WEBHOOK_ALLOW"),
             smtp_host=env.get("GRIDWATCH_SMTP_HOST") or None,
             smtp_port=_number(env, "GRIDWATCH_SMTP_PORT", cls.smtp_port, 1, 65535),
             smtp_starttls=_bool(env, "GRIDWATCH_SMTP_STARTTLS", cls.smtp_starttls),
             smtp_user=env.get("GRIDWATCH_SMTP_USER") or None,
             smtp_password=env.get("GRIDWATCH_SMTP_PASSWORD") or None,
             smtp_from=env.get("GRIDWATCH_SMTP_FROM") or cls.smtp_from,
+            sms_url=env.get("GRIDWATCH_SMS_URL") or None,
+            sms_template=env.get("GRIDWATCH_SMS_TEMPLATE") or None,
+            sms_sign=env.get("GRIDWATCH_SMS_SIGN") or None,
+            sms_token=env.get("GRIDWATCH_SMS_TOKEN") or None,
             notify_attempts=_number(env, "GRIDWATCH_NOTIFY_ATTEMPTS", cls.notify_attempts, 1, 20),
             notify_backoff_s=_number(env, "GRIDWATCH_NOTIFY_BACKOFF_S", cls.notify_backoff_s,
                                      0.01, 600, float),
@@ -156,6 +204,9 @@ class Settings:
             tokens_file=env.get("GRIDWATCH_TOKENS") or None,
             intake_rate=_number(env, "GRIDWATCH_INTAKE_RATE", cls.intake_rate, 0.01, 100_000, float),
             intake_burst=_number(env, "GRIDWATCH_INTAKE_BURST", cls.intake_burst, 1, 100_000),
+            command_rate=_number(env, "GRIDWATCH_COMMAND_RATE", cls.command_rate, 0.01, 100_000, float),
+            command_burst=_number(env, "GRIDWATCH_COMMAND_BURST", cls.command_burst, 1, 100_000),
+            streams_per_token=_number(env, "GRIDWATCH_STREAMS_PER_TOKEN", cls.streams_per_token, 1, 1000),
             web_backlog=_number(env, "GRIDWATCH_WEB_BACKLOG", cls.web_backlog, 0, 100_000_000),
             security_protocol=proto,
             sasl_mechanism=env.get("GRIDWATCH_SASL_MECHANISM") or None,

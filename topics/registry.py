@@ -16,6 +16,9 @@ import orjson
 
 DAY_MS = 24 * 3600 * 1000
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+#: where the web server serves topics/schemas: each schema's ``$id`` is this path plus its file name,
+#: and an envelope's ``dataschema`` names it
+SCHEMA_PATH = "/schemas/"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,16 @@ class TopicSpec:
         if self.compacted:
             return {"cleanup.policy": "compact"}
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+    @property
+    def schema_path(self) -> str:
+        """Where this topic's JSON Schema is served (its ``$id``), e.g. ``/schemas/report.json``."""
+        return SCHEMA_PATH + self.schema
+
+    @property
+    def event_type(self) -> str:
+        """The CloudEvents type of this topic's records: ``gridwatch.<schema name>.v1``."""
+        return f"gridwatch.{self.schema.removesuffix('.json')}.v1"
 
     def load_schema(self) -> dict:
         """This topic's JSON Schema."""
@@ -101,6 +114,8 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME = {t.name: t for t in TOPICS}
+#: CloudEvents type -> the served path of its data's JSON Schema (the envelope's ``dataschema``)
+DATASCHEMAS = {t.event_type: t.schema_path for t in TOPICS}
 
 
 def topic_names(prefix: str) -> dict[str, str]:

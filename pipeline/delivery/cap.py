@@ -2,10 +2,13 @@
 
 Mapping of an incident (the ``incidents.v1`` body):
 
-- identifier: the incident id; sender: ``gridwatch@<county code>``; sent: the latest
-  transition time with the local offset (+08:00, as CAP wants, never ``Z``).
+- identifier: one per message, ``<incident id>:<step>`` (the escalation it reports; the incident
+  id alone without one); sender: ``gridwatch@<county code>``; sent: the transition time with the
+  local offset (+08:00, as CAP wants, never ``Z``).
 - status ``Actual``; msgType ``Alert`` while dispatched, ``Update`` once acknowledged,
-  ``Cancel`` when cancelled or merged.
+  ``Cancel`` when cancelled or merged; an Update or Cancel carries ``references`` to the
+  incident's first Alert (``sender,<incident id>:2,<opened>``: step 2 is always the dispatch).
+- expires: the incident's next deadline, else 24 h after sent.
 - scope ``Public`` for landslide and other area hazards; ``Restricted`` (grid staff) for people
   under care and devices.
 - info.category: landslide ``Geo``, inactivity ``Health``, devices and sensors ``Infra``,
@@ -59,8 +62,10 @@ def _polygons(geom: BaseGeometry, max_points: int = 200) -> list[str]:
 
 
 def incident_to_cap(incident: dict, area_desc: str, polygon: BaseGeometry | None = None,
-                    category: str | None = None, web: str | None = None) -> bytes:
-    """CAP 1.2 XML for one incident."""
+                    category: str | None = None, web: str | None = None,
+                    step: int | None = None, sent_at: str | None = None,
+                    deadline: str | None = None) -> bytes:
+    """CAP 1.2 XML for one incident (for the message of escalation `step`, sent at `sent_at`)."""
     ET.register_namespace("", NS)
 
     def el(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
@@ -71,20 +76,25 @@ def incident_to_cap(incident: dict, area_desc: str, polygon: BaseGeometry | None
 
     kind, sev = incident["kind"], incident["severity"]
     state = incident["state"]
-    sent = max(t for t in (incident.get("opened_at"), incident.get("acknowledged_at"),
-                           incident.get("resolved_at"), incident.get("closed_at")) if t)
+    sent = sent_at or max(t for t in (incident.get("opened_at"), incident.get("acknowledged_at"),
+                                      incident.get("resolved_at"), incident.get("closed_at")) if t)
+    sender = f"gridwatch@{incident['path'][0]}"
+    msg_type = "Cancel" if state in ("cancelled", "merged") else "Alert" if state == "dispatched" \
+        else "Update"
     alert = ET.Element(f"{{{NS}}}alert")
-    el(alert, "identifier", incident["incident_id"])
-    el(alert, "sender", f"gridwatch@{incident['path'][0]}")
+    el(alert, "identifier", f"{incident['incident_id']}:{step}" if step else incident["incident_id"])
+    el(alert, "sender", sender)
     el(alert, "sent", _cap_time(sent))
     el(alert, "status", "Actual")
-    el(alert, "msgType", "Cancel" if state in ("cancelled", "merged")
-       else "Alert" if state == "dispatched" else "Update")
+    el(alert, "msgType", msg_type)
     restricted = kind in RESTRICTED
     el(alert, "scope", "Restricted" if restricted else "Public")
     if restricted:
         unit = incident["path"][-2] if len(incident["path"]) > 1 else incident["grid_id"]
         el(alert, "restriction", f"grid staff of {unit}")
+    if msg_type != "Alert" and step != 2 and incident.get("opened_at"):  # the first Alert
+        el(alert, "references",
+           f"{sender},{incident['incident_id']}:2,{_cap_time(incident['opened_at'])}")
     info = el(alert, "info")
     el(info, "language", "zh-CN")
     el(info, "category", CATEGORY.get(kind) or REPORT_CATEGORY.get(category or "", "Other"))
@@ -93,6 +103,9 @@ def incident_to_cap(incident: dict, area_desc: str, polygon: BaseGeometry | None
     el(info, "severity", SEVERITY.get(sev, "Unknown"))
     el(info, "certainty", "Observed" if kind == "report_cluster" else
        "Possible" if kind == "inactivity" else "Likely")
+    until = deadline if deadline and deadline > sent else \
+        (datetime.fromisoformat(sent) + timedelta(hours=24)).isoformat()
+    el(info, "expires", _cap_time(until))
     el(info, "senderName", "gridwatch 网格化治理预警")
     el(info, "headline", f"{EVENTS.get(kind, kind)} {sev} {area_desc}"[:160])
     desc = f"incident {incident['incident_id']}: {state}, level {incident.get('level')}"

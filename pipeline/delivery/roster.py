@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,8 +42,8 @@ class Person(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     name: str = Field(min_length=1, max_length=64)  # personal data: never logged
-    webhook: str | None = None
-    email: str | None = None
+    webhook: str | dict[str, Any] | None = None  # a URL, or {url, secret}: the receiver's own key
+    email: str | None = None  # one plain address, parsed strictly
     lang: str = Field("zh", pattern="^(zh|en)$")
     webhook_format: str = Field("json", pattern="^(json|cap)$")  # cap: OASIS CAP 1.2 XML body
 

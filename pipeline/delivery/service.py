@@ -8,9 +8,15 @@ on other people's servers, never slows the pipeline. For each escalation record 
 deliveries (`pipeline.delivery.notify.plan`), sends them concurrently and records every attempt
 on ``notifications.v1`` (delivered, retrying, failed, no_one_on_duty); then it commits.
 
-- Webhook: JSON POST with ``X-Gridwatch-Signature`` (see `pipeline.delivery.signing`) and
-  ``Idempotency-Key: <notification id>``; a timeout, retries with exponential backoff and full
-  jitter, and a circuit breaker per endpoint (open for 30 s after 5 failures in a row).
+- Webhook: JSON POST signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
+  ``webhook-signature``; the older ``X-Gridwatch-Signature`` too, see
+  `pipeline.delivery.signing`) with the receiver's own secret or the deployment's, and
+  ``Idempotency-Key: <notification id>``; only to public addresses unless allowed
+  (`pipeline.delivery.ssrf`), no redirects; a timeout, retries with exponential backoff and
+  full jitter, and a circuit breaker per endpoint (open for 30 s after 5 failures in a row).
+- Receipts on ``notifications.v1`` carry the error with URL queries, e-mail addresses and
+  phone numbers removed (`pipeline.logs.scrub_text`): a robot URL's ``access_token`` never
+  lands on a topic.
 - E-mail over SMTP (optional STARTTLS and login), ``Message-ID`` a digest of the notification
   id, which also travels in ``X-Gridwatch-Notification``.
 - A delivery that finally fails goes to the next level (the role above, at the parent unit),
@@ -34,13 +40,24 @@ import orjson
 from pipeline.delivery.channels import Breaker, DeliveryError, SendContext, channel
 from pipeline.delivery.notify import Delivery, plan
 from pipeline.delivery.roster import Roster, on_duty
+from pipeline.delivery.ssrf import guarded_session
 from pipeline.envelope import iso_ms, make_event
 from pipeline.gate import DlqPolicy
 from pipeline.incident.policy import LADDER, responsible
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, scrub_text
 from pipeline.settings import Settings, aiokafka_config, durable_producer
 
 ROSTER_MAX_BYTES = 16 << 20
+
+
+def unit_names(atlas_file: str | None) -> dict[str, str]:
+    """Every unit's name from the deployment's atlas (GRIDWATCH_ATLAS), or {} without one."""
+    if not atlas_file:
+        return {}
+    from geo.layers import load_atlas
+
+    gov = load_atlas(atlas_file).governance
+    return {str(i): str(n) for i, n in zip(gov["id"], gov["name"], strict=True) if n}
 
 
 class Notifier:
@@ -53,6 +70,7 @@ class Notifier:
         self.log = get_logger(component="notifier")
         self.producer: Any = None
         self.http: aiohttp.ClientSession | None = None
+        self.names = unit_names(settings.atlas)  # for wording: 镇 › 村 › 网格 by name
 
     @property
     def roster(self) -> Roster:
@@ -84,7 +102,7 @@ class Notifier:
                 "channel": d.channel if d else "none", "recipient": d.person if d else "",
                 "role": d.role if d else role, "unit": d.unit if d else esc["to"][0],
                 "fallback": bool(d and d.fell_back), "outcome": outcome, "attempt": attempt,
-                "error": error,
+                "error": scrub_text(error)[:1000] if error else error,  # no URL queries (tokens),
                 "at": iso_ms(int(time.time() * 1000))}
         env = make_event("gridwatch.notification.v1", f"{nid}#{attempt}:{outcome}", data["at"], data,
                          subject=esc["incident_id"], source="gridwatch/notifier")
@@ -94,7 +112,7 @@ class Notifier:
             self.done.add(nid)
 
     async def _send(self, d: Delivery, esc: dict) -> None:
-        await channel(d.channel).send(SendContext(self.s, self.http, self.breakers), d, esc)
+        await channel(d.channel).send(SendContext(self.s, self.http, self.breakers, self.names), d, esc)
 
     async def deliver(self, d: Delivery, esc: dict, fallback: bool = True) -> bool:
         """Send with retries; on final failure, call the next level. True when delivered."""
@@ -174,7 +192,7 @@ class Notifier:
         cfg = aiokafka_config(self.s)
         self.producer = AIOKafkaProducer(**cfg, **durable_producer(self.s), linger_ms=5)
         await self.producer.start()
-        self.http = aiohttp.ClientSession()
+        self.http = guarded_session(self.s.webhook_allow)  # connects only to checked addresses
         consumer = AIOKafkaConsumer(self.s.topic("escalations.v1"), **cfg,
                                     group_id=f"{self.s.app_id}-notifier", enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=50,

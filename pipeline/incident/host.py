@@ -241,8 +241,10 @@ class IncidentHost:
         at = cmd.get("at_ms") or event_ms(cmd["at"])
         try:  # a command never moves the partition's clock (`pipeline.gate`)
             self.bounds.check(at, "at", None, part.watermark.now_ms)
+            merge_into = cmd.get("merge_into")  # a merge's target: checked on this partition
             events = apply_command(inc, cmd["command_id"], cmd["action"], cmd["actor"], cmd["scope"],
-                                   at, cmd.get("reason"), cmd.get("assignee"))
+                                   at, cmd.get("reason"), cmd.get("assignee"), merge_into,
+                                   part.incidents.get(merge_into) if merge_into else None)
         except Rejected as rej:
             out.rejected.append(rej)
             return out

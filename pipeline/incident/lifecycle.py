@@ -35,6 +35,8 @@ ALLOWED = {
 }
 NEXT_STATE = {"acknowledge": "acknowledged", "arrive": "on_site", "resolve": "resolved",
               "verify": "closed", "reopen": "dispatched", "cancel": "cancelled", "merge": "merged"}
+#: actions that end a zone incident: refused while any of its grid incidents is open
+NEEDS_CLOSED_CHILDREN = frozenset({"verify", "cancel", "merge"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,12 +219,32 @@ def _flush(inc: Incident, run: list, out: list[Escalation]) -> None:
     run.clear()
 
 
+def check_merge_target(inc: Incident, merge_into: str, target: Incident | None, scope: str) -> None:
+    """`Rejected` ``bad_merge_target`` unless `target` (the incident `merge_into` names, found
+    on the same partition) is another incident, open, and inside the actor's `scope`."""
+    name = merge_into[:128]
+    if target is None or target.incident_id != merge_into:
+        raise Rejected("bad_merge_target", f"no incident {name} on this incident's partition "
+                                           "(a merge target must be on the same grid's partition)")
+    if target is inc:
+        raise Rejected("bad_merge_target", f"{name} cannot be merged into itself")
+    if target.status not in OPEN_STATES:
+        raise Rejected("bad_merge_target", f"the merge target {name} is {target.status}, not open")
+    if scope not in target.path:
+        raise Rejected("bad_merge_target", f"the merge target {name} is outside scope {scope}")
+
+
 def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope: str,
-                  at_ms: int, reason: str | None = None, assignee: str | None = None) -> list[Escalation]:
+                  at_ms: int, reason: str | None = None, assignee: str | None = None,
+                  merge_into: str | None = None, target: Incident | None = None) -> list[Escalation]:
     """Apply a person's command; `Rejected` says why it cannot be (nothing changes then).
 
     `scope` is the unit code the actor answers for: it must be on the incident's path (a town
-    officer may act on incidents of every grid in the town, not elsewhere).
+    officer may act on incidents of every grid in the town, not elsewhere). A zone incident
+    with open grid incidents cannot be verified, cancelled or merged (``children_open``). A
+    merge that names its target (`merge_into`, looked up by the caller on the same partition as
+    `target`, None when there is none) needs that target open and inside the actor's scope
+    (``bad_merge_target``).
     """
     if command_id in inc.commands:
         return []  # a duplicate: already applied
@@ -235,11 +257,14 @@ def apply_command(inc: Incident, command_id: str, action: str, actor: str, scope
     if action in ("cancel", "merge") and not reason:
         raise Rejected("reason_required", f"{action} needs a reason (a false alarm; the incident "
                                           "this one duplicates)")
-    if action == "verify" and inc.children:
+    if action in NEEDS_CLOSED_CHILDREN and inc.children:
         open_children = [c for c, st in inc.children.items() if st not in ENDED]
         if open_children:
-            raise Rejected("children_open", f"{len(open_children)} of {len(inc.children)} grid "
-                                            "incidents of this zone are not closed yet")
+            raise Rejected("children_open", f"cannot {action}: {len(open_children)} of "
+                                            f"{len(inc.children)} grid incidents of this zone are "
+                                            "not closed yet")
+    if action == "merge" and merge_into is not None:
+        check_merge_target(inc, merge_into, target, scope)
     inc.commands.add(command_id)
     if action == "assign":
         inc.assignee = assignee or actor

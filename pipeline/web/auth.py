@@ -7,6 +7,7 @@ Tokens live in a YAML/JSON file (``GRIDWATCH_TOKENS``) as SHA-256 hashes, never 
         sha256: 9f2c...          # gridwatch token new prints a token and this line
         role: responder          # admin | command_center | responder | ingest
         scope: "410325100001001" # responders: the unit whose subtree they answer for
+        reporter_id: W1          # ingest (optional): the only reporter_id its reports may carry
 
 Roles: ``admin`` and ``command_center`` see and act on every grid (指挥中心); ``responder`` sees
 and acts on its unit's subtree only; ``ingest`` may only post reports (grid-worker apps).
@@ -40,11 +41,16 @@ class TokenEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Role
     scope: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    #: an ingest token bound to one grid worker: a report with another reporter_id is a 403
+    reporter_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
     @model_validator(mode="after")
     def _scope(self) -> TokenEntry:
         if self.role == "responder" and not self.scope:
             raise ValueError(f"token {self.name}: a responder needs a scope (its unit)")
+        if self.reporter_id is not None and self.role not in ("ingest", "admin"):
+            raise ValueError(f"token {self.name}: only an ingest (or admin) token posts reports, "
+                             "so only it takes a reporter_id")
         return self
 
 
@@ -68,6 +74,7 @@ class Principal:
     name: str
     role: str
     scope: str | None
+    reporter_id: str | None = None  # the reporter its reports must name (ingest tokens)
 
     @property
     def sees_all(self) -> bool:
@@ -93,7 +100,7 @@ class TokenBook:
     """Token hash -> principal."""
 
     def __init__(self, entries: list[TokenEntry]) -> None:
-        self._by_hash = {e.sha256: Principal(e.name, e.role, e.scope) for e in entries}
+        self._by_hash = {e.sha256: Principal(e.name, e.role, e.scope, e.reporter_id) for e in entries}
 
     @classmethod
     def load(cls, path: str | Path) -> TokenBook:

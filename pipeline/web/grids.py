@@ -18,9 +18,11 @@ class GridShapes:
     def __init__(self, atlas: Any) -> None:
         self.features: list[tuple[str, str, tuple[str, ...], Any]] = []
         self.paths: dict[str, tuple[str, ...]] = {}
+        self.names: dict[str, str] = {}  # every unit's name (镇, 村/社区, 网格), for people
         if atlas is None:
             return
         gov = atlas.governance
+        self.names = {str(i): str(n) for i, n in zip(gov["id"], gov["name"], strict=True) if n}
         parent = dict(zip(gov["id"].astype(str), gov["parent"], strict=True))
         for unit in parent:
             chain, cur = [], unit

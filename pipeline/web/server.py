@@ -36,14 +36,14 @@ from pipeline.web.auth import Principal, TokenBook
 from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
 from pipeline.web.metrics import Metrics
-from topics.registry import SCHEMA_DIR
+from topics.registry import SCHEMA_DIR, SCHEMA_PATH
 
 STATIC = Path(__file__).parent / "static"
 OPENAPI = Path(__file__).parent / "openapi.yaml"
 MAX_BODY = 64 * 1024
 IDEMPOTENCY_KEYS = 50_000  # command ids remembered with their command's digest (an LRU)
 #: what a client may put in a command body; the server sets incident_id, actor, scope and at
-COMMAND_BODY = ("action", "reason", "assignee", "command_id")
+COMMAND_BODY = ("action", "reason", "assignee", "command_id", "merge_into")
 NEEDS_REASON = frozenset({"cancel", "merge"})  # as `apply_command` refuses them without one
 COMMAND_SCHEMA = orjson.loads((SCHEMA_DIR / "command.json").read_bytes())
 ID_PATTERN = re.compile(COMMAND_SCHEMA["properties"]["command_id"]["pattern"].strip("^$"))
@@ -56,6 +56,14 @@ ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
     "stream": ALL_READERS, "metrics": ("admin", "command_center"),
 }
 log = get_logger(component="web")
+#: on every response (`_security_headers`); the dashboard loads only its own files (Leaflet is
+#: vendored, no map tiles, no inline scripts or style elements; Leaflet's element.style writes
+#: are CSSOM, which style-src does not govern) and draws the grids as SVG
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 CTX: web.AppKey[WebContext] = web.AppKey("gridwatch", object)  # type: ignore[arg-type]
 PRINCIPAL = web.RequestKey("principal", Principal)  # who the bearer token says the caller is
 
@@ -130,6 +138,12 @@ class WebContext:
     follower: BoardFollower | None = None
     tasks: list = field(default_factory=list)
     keys: RecentKeys = field(default_factory=RecentKeys)
+    command_rate: TokenBucket | None = None  # per token; None: from the settings
+    streams: dict[str, int] = field(default_factory=dict)  # token name -> open live streams
+
+    def __post_init__(self) -> None:
+        if self.command_rate is None:
+            self.command_rate = TokenBucket(self.settings.command_rate, self.settings.command_burst)
 
 
 def wall_clock() -> int:
@@ -296,13 +310,13 @@ def build_app(ctx: WebContext) -> web.Application:
 
     async def readyz(_: web.Request) -> web.Response:
         reasons = []
-        if ctx.producer is None:
-            reasons.append("broker not reachable yet")
+        if ctx.producer is None:  # reasons only: exception text (hosts, ports, versions) stays in
+            reasons.append("broker not reachable")  # the server's log
         if ctx.topics_ok is False:
             reasons.append("topics missing or mis-partitioned (gridwatch topics describe)")
         if not board.ready:
-            reasons.append("board still reading incidents, KPIs and escalations"
-                           + (f" ({ctx.follower.error})" if ctx.follower and ctx.follower.error else ""))
+            reasons.append("board catching up" + (" (its reader is retrying: see the server log)"
+                                                  if ctx.follower and ctx.follower.error else ""))
         return ok({"ready": not reasons, "reasons": reasons}, 200 if not reasons else 503)
 
     async def me(request: web.Request) -> web.Response:
@@ -318,6 +332,9 @@ def build_app(ctx: WebContext) -> web.Application:
                            retry_after_s=round(wait, 2))
         data = await _json_body(request)
         _checked(report_check, data, "report")
+        if who.reporter_id is not None and data["reporter_id"] != who.reporter_id:
+            raise _Problem(403, f"token {who.name} reports as reporter_id {who.reporter_id}, "
+                                f"not {data['reporter_id']}")
         _check_observed(ctx, data["observed_at"])
         ev = make_event("gridwatch.report.v1", f"report:{data['report_id']}", iso_ms(ctx.clock()), data,
                         source=f"gridwatch/web/{who.name}")
@@ -343,10 +360,9 @@ def build_app(ctx: WebContext) -> web.Application:
 
     def _visible_incident(request: web.Request) -> dict:
         inc = board.incidents.get(request.match_info["incident_id"])
-        if inc is None:
+        if inc is None or not _principal(request).may_see(inc.get("path") or []):
+            # outside the caller's scope answers exactly as unknown: ids cannot be probed
             raise _Problem(404, f"no incident {request.match_info['incident_id'][:128]}")
-        if not _principal(request).may_see(inc.get("path") or []):
-            raise _Problem(403, "this incident is outside your grid subtree")
         return inc
 
     async def incident(request: web.Request) -> web.Response:
@@ -355,6 +371,10 @@ def build_app(ctx: WebContext) -> web.Application:
 
     async def command(request: web.Request) -> web.Response:
         who = _principal(request)
+        wait = ctx.command_rate.take(who.name)  # type: ignore[union-attr]
+        if wait:
+            raise _Problem(429, "too many commands: slow down", {"Retry-After": str(max(1, round(wait)))},
+                           retry_after_s=round(wait, 2))
         inc = _visible_incident(request)
         body = await _json_body(request)
         _checked(body_check, body, "command")
@@ -362,8 +382,11 @@ def build_app(ctx: WebContext) -> web.Application:
         if action in NEEDS_REASON and not body.get("reason"):
             raise _Problem(400, f"reason: {action} needs one (a false alarm; the incident this one "
                                 "duplicates)")
+        if "merge_into" in body and action != "merge":
+            raise _Problem(400, f"merge_into: only a merge names a target, not {action}")
         cid = _command_id(body, request.headers.get("Idempotency-Key"))
-        digest = _digest(inc["incident_id"], who.name, action, body.get("reason"), body.get("assignee"))
+        digest = _digest(inc["incident_id"], who.name, action, body.get("reason"), body.get("assignee"),
+                         body.get("merge_into"))
         _admit(ctx.keys, inc, action, cid, digest)
         cid = cid or f"web-{uuid.uuid4().hex}"
         path = inc.get("path") or [inc["grid_id"]]
@@ -371,7 +394,7 @@ def build_app(ctx: WebContext) -> web.Application:
         now = ctx.clock()  # the record is stamped with it too: a replay orders the log by it
         data = {"command_id": cid, "incident_id": inc["incident_id"], "action": action,
                 "actor": who.name, "scope": scope, "at": iso_ms(now),
-                **{k: body[k] for k in ("reason", "assignee") if k in body}}
+                **{k: body[k] for k in ("reason", "assignee", "merge_into") if k in body}}
         _checked(command_check, data, "command")
         ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
                         source=f"gridwatch/web/{who.name}")
@@ -406,9 +429,17 @@ def build_app(ctx: WebContext) -> web.Application:
 
     async def stream(request: web.Request) -> web.StreamResponse:
         who = _principal(request)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        await resp.prepare(request)
+        if ctx.streams.get(who.name, 0) >= s.streams_per_token:
+            raise _Problem(429, f"token {who.name} has {s.streams_per_token} live streams open already: "
+                                "close one first", {"Retry-After": "15"})
+        ctx.streams[who.name] = ctx.streams.get(who.name, 0) + 1  # before the first await
+        try:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            await resp.prepare(request)
+        except BaseException:
+            _stream_closed(ctx, who.name)
+            raise
         sub = Subscriber(who)
         board.subscribers.add(sub)
         ctx.metrics.stream_clients.inc()
@@ -430,6 +461,7 @@ def build_app(ctx: WebContext) -> web.Application:
         finally:
             board.subscribers.discard(sub)
             ctx.metrics.stream_clients.dec()
+            _stream_closed(ctx, who.name)
         return resp
 
     async def metrics(_: web.Request) -> web.Response:
@@ -458,14 +490,35 @@ def build_app(ctx: WebContext) -> web.Application:
     get("/api/v1/kpis", kpis, name="kpis")
     get("/api/v1/stream", stream, name="stream")
     get("/api/openapi.yaml", openapi, name="openapi")
+    get(SCHEMA_PATH + "{name}", _schema, name="schema")  # public, as the static files: no data
     get("/", index, name="index")
     r.add_static("/static/", STATIC, name="static", expect_handler=_expect)
+    from pipeline.web import actions
+
+    actions.register(app, ctx, STATIC, _send, _Problem)  # /act/{token}: the signed-link page
     r.add_route("*", "/{tail:.*}", _unrouted, name="unrouted", expect_handler=_expect)  # the last
 
+    app.on_response_prepare.append(_security_headers)
     app.on_startup.append(_start)
     app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_stop)
     return app
+
+
+def _stream_closed(ctx: WebContext, name: str) -> None:
+    left = ctx.streams.get(name, 0) - 1
+    if left > 0:
+        ctx.streams[name] = left
+    else:
+        ctx.streams.pop(name, None)
+
+
+async def _security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    """`SECURITY_HEADERS` on every response the application sends (API, errors, static files,
+    the live stream): a signal, not a middleware, so a response a handler prepares itself (the
+    stream) and aiohttp's own answers carry them too."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 async def _expect(request: web.Request) -> web.StreamResponse | None:
@@ -474,6 +527,18 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     if request.headers.get("Expect", "").lower() == "100-continue":
         return await _default_expect_handler(request)
     return problem(417, f"unknown Expect: {request.headers.get('Expect', '')[:64]}: only 100-continue")
+
+
+#: the topics' JSON Schemas as served at /schemas/<name>.json: the files of topics/schemas, the one
+#: source (their ``$id`` is that path; openapi.yaml and the envelopes' ``dataschema`` name it)
+SCHEMAS = {p.name: p.read_bytes() for p in sorted(SCHEMA_DIR.glob("*.json"))}
+
+
+async def _schema(request: web.Request) -> web.Response:
+    body = SCHEMAS.get(request.match_info["name"])
+    if body is None:
+        raise _Problem(404, f"no such schema: {request.match_info['name'][:64]} (see /api/openapi.yaml)")
+    return web.Response(body=body, content_type="application/schema+json")
 
 
 async def _unrouted(request: web.Request) -> web.StreamResponse:

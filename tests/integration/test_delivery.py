@@ -118,7 +118,8 @@ def start_notifier(s: Settings, tmp_path, base: str, smtp, name: str,
                GRIDWATCH_WEBHOOK_SECRETS=SECRET,
                GRIDWATCH_SMTP_HOST="127.0.0.1", GRIDWATCH_SMTP_PORT=str(smtp.port),
                GRIDWATCH_NOTIFY_BACKOFF_S="0.05", GRIDWATCH_NOTIFY_ATTEMPTS="4",
-               GRIDWATCH_APP_ID=s.app_id)
+               GRIDWATCH_APP_ID=s.app_id,
+               GRIDWATCH_WEBHOOK_ALLOW="127.0.0.1")  # the test receivers are on loopback
     if not roster_file:
         del env["GRIDWATCH_ROSTER"]
     log = open(tmp_path / f"{name}.log", "ab")

@@ -135,7 +135,8 @@ def start_web(s: Settings, atlas: str, workdir: Path) -> tuple[subprocess.Popen,
         port = sock.getsockname()[1]
     env = dict(os.environ, **engine_env(s), GRIDWATCH_BROKER=s.broker, GRIDWATCH_TOPIC_PREFIX=s.topic_prefix,
                GRIDWATCH_ATLAS=atlas, GRIDWATCH_TOKENS=str(workdir / "tokens.yaml"),
-               GRIDWATCH_WEB_PORT=str(port), GRIDWATCH_INTAKE_RATE="1000", GRIDWATCH_INTAKE_BURST="1000")
+               GRIDWATCH_WEB_PORT=str(port), GRIDWATCH_INTAKE_RATE="1000", GRIDWATCH_INTAKE_BURST="1000",
+               GRIDWATCH_COMMAND_RATE="1000", GRIDWATCH_COMMAND_BURST="1000")
     proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "web"], env=env, cwd=REPO,
                             stdout=open(workdir / "web.log", "ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)

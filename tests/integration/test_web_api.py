@@ -165,11 +165,11 @@ def test_roles_and_scopes(server):
     assert api.call("GET", "/api/v1/incidents?since=last-week", "center")[0] == 400
     status, body, _ = api.call("GET", "/api/v1/incidents", "app")
     assert status == 403 and "ingest" in body["error"]
-    # a responder cannot see or act on another grid's incident
-    assert api.call("GET", "/api/v1/incidents/g4~inactivity:s-g4~1", "duty-g1")[0] == 403
+    # a responder cannot see or act on another grid's incident, nor tell it from an unknown id
+    assert api.call("GET", "/api/v1/incidents/g4~inactivity:s-g4~1", "duty-g1")[0] == 404
     status, body, _ = api.call("POST", "/api/v1/incidents/g4~inactivity:s-g4~1/commands", "duty-g1",
                                {"action": "acknowledge"})
-    assert status == 403 and "subtree" in body["error"]
+    assert status == 404 and "no incident" in body["error"]
     assert api.call("GET", "/api/v1/incidents/g9~nothing~1", "admin")[0] == 404
     # its own: accepted onto commands.v1 with its name as actor and its unit as scope
     status, body, _ = api.call("POST", "/api/v1/incidents/g1~inactivity:s-g1~1/commands", "duty-g1",

@@ -70,6 +70,7 @@ class SendContext:
     settings: Settings
     http: Any = None  # aiohttp.ClientSession
     breakers: dict[str, Breaker] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # unit code -> name (the atlas), for wording
 
     def breaker(self, endpoint: str) -> Breaker:
         return self.breakers.setdefault(endpoint, Breaker())
@@ -80,6 +81,9 @@ class Channel:
 
     name: str = ""
     order: int = 100  # where it comes in a person's list of channels (lower first)
+    #: also told when an incident is acknowledged or ends (incident tools that keep state:
+    #: PagerDuty, Alertmanager receivers), not only when someone is called
+    wants_updates: bool = False
 
     def parse(self, value: Any) -> Address:
         raise NotImplementedError

@@ -56,8 +56,10 @@ class DingTalk(Channel):
         breaker = ctx.breaker(d.address)
         if not breaker.allow(time.monotonic()):
             raise DeliveryError("circuit open for this robot")
-        subject, text = render(esc, d.lang)
-        actions = " ".join(f"[{k}]({v})" for k, v in links(esc, ctx.settings.public_url).items())
+        subject, text = render(esc, d.lang, ctx.names)
+        urls = links(esc, ctx.settings.public_url, d, ctx.settings.link_key)
+        labels = {"act": "处置 act", "acknowledge": "签收", "resolve": "办结", "dashboard": "指挥中心"}
+        actions = " ".join(f"[{labels.get(k, k)}]({v})" for k, v in urls.items())
         body = orjson.dumps({"msgtype": "markdown",
                              "markdown": {"title": subject[:64],
                                           "text": f"#### {subject}\n\n{text}\n\n{actions}".strip()}})

@@ -49,3 +49,24 @@ def test_cancelled_and_invalid_documents():
     assert validate_cap(xml) == [] and find(xml, "msgType") == ["Cancel"]
     broken = xml.replace(b"<status>Actual</status>", b"<status>Maybe</status>")
     assert validate_cap(broken)  # the XSD really is checked
+
+
+def test_each_message_has_its_own_identifier_and_updates_reference_the_alert():
+    opened = incident("inactivity", "high")
+    first = incident_to_cap(opened, "某网格", step=2, sent_at=opened["opened_at"],
+                            deadline="2026-07-01T12:15:00.000Z")
+    assert validate_cap(first) == []
+    assert find(first, "identifier") == [f"{opened['incident_id']}:2"]
+    assert find(first, "references") == [] and find(first, "msgType") == ["Alert"]
+    assert find(first, "expires") == ["2026-07-01T20:15:00+08:00"]  # the deadline, local time
+    for state, msg_type in (("acknowledged", "Update"), ("cancelled", "Cancel")):
+        later = incident_to_cap({**opened, "state": state}, "某网格", step=5,
+                                sent_at="2026-07-01T12:20:00.000Z")
+        assert validate_cap(later) == [], state
+        assert find(later, "msgType") == [msg_type]
+        assert find(later, "identifier") == [f"{opened['incident_id']}:5"]
+        (ref,) = find(later, "references")
+        sender, ident, sent = ref.split(",")
+        assert (sender, ident) == (find(first, "sender")[0], find(first, "identifier")[0])
+        assert sent == find(first, "sent")[0]
+        assert find(later, "expires") == ["2026-07-02T20:20:00+08:00"]  # 24 h: no deadline

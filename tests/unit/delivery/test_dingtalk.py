@@ -71,7 +71,8 @@ def roster_with(address: object) -> dict:
 
 async def send_to(base_path: str, roster: dict) -> list:
     deliveries, _ = plan(esc(to=(GRID,)), roster_from_dict(roster))
-    ctx = SendContext(Settings.from_env({"GRIDWATCH_PUBLIC_URL": "https://gw.example.cn"}))
+    ctx = SendContext(Settings.from_env({"GRIDWATCH_PUBLIC_URL": "https://gw.example.cn",
+                                         "GRIDWATCH_LINK_KEY": "k" * 32}))
     async with aiohttp.ClientSession() as ctx.http:
         out = []
         for d in deliveries:
@@ -95,7 +96,7 @@ async def test_a_signed_markdown_message_is_delivered(robot):
     (got,) = r.got
     md = got["body"]["markdown"]
     assert got["body"]["msgtype"] == "markdown" and "独居老人无活动" in md["title"]
-    assert "请于" in md["text"] and "https://gw.example.cn/incidents/" in md["text"]
+    assert "请于" in md["text"] and "[签收](https://gw.example.cn/act/" in md["text"]
 
 
 async def test_errcodes_say_whether_a_retry_can_help(robot):

@@ -33,19 +33,34 @@ def test_escalation_to_a_level_with_nobody_is_reported_and_other_transitions_sen
 
 
 def test_messages_in_both_languages():
-    subject, text = render(esc(), "zh")
-    assert "独居老人无活动" in subject and "请于 2026-09-30T02:15:00.000Z 前确认" in text
-    subject, text = render(esc(), "en")
-    assert "inactivity" in subject and "Please acknowledge by" in text
+    names = {PATH[1]: "德亭镇", PATH[2]: "张村", PATH[3]: "张村第一网格"}
+    subject, text = render(esc(), "zh", names)
+    assert subject == "【网格预警】独居老人无活动·严重 派单"
+    # names, not codes; the deadline in China Standard Time (02:15Z is 10:15 in Beijing)
+    assert text.startswith("德亭镇 › 张村 › 张村第一网格:独居老人无活动")
+    assert "9月30日 10:00 派单至网格员" in text and "请于 9月30日 10:15 前签收" in text
+    subject, text = render(esc(), "en", names)
+    assert "inactivity" in subject and "Please acknowledge by 2026-09-30 10:15 (UTC+8)" in text
+    assert "德亭镇 › 张村" in text
+    assert PATH[1] in render(esc(), "zh")[1]  # without the atlas: codes
 
 
 def test_links_and_cap_from_an_escalation():
     from pipeline.delivery.cap import incident_to_cap, validate_cap
+    from pipeline.delivery.links import read_link
     from pipeline.delivery.notify import incident_from_escalation, links
 
     assert links(esc(), None) == {}
-    urls = links(esc(), "https://gw.example/")
-    assert urls["acknowledge"] == f"https://gw.example/incidents/{GRID}~inactivity:s1~1/acknowledge"
+    assert links(esc(), "https://gw.example/") == {"dashboard": "https://gw.example/"}  # no key
+    (d, *_), _ = plan(esc(), roster_from_dict(ROSTER_P))
+    sent = 1_790_734_500 - 3600  # an hour before the acknowledge deadline
+    urls = links(esc(), "https://gw.example/", d, "k" * 32, now_s=sent)
+    assert urls["act"].startswith("https://gw.example/act/")
+    assert urls["acknowledge"] == urls["act"] + "#acknowledge"
+    link = read_link("k" * 32, urls["act"].rsplit("/", 1)[1], sent)
+    assert (link.incident_id, link.person, link.unit) == (f"{GRID}~inactivity:s1~1", "wang", GRID)
+    assert link.expires_s == sent + 24 * 3600  # the later of the deadline and 24 h
+    assert "王" not in urls["act"] and "wang" not in urls["act"]  # nothing readable: base64 JSON
     assert validate_cap(incident_to_cap(incident_from_escalation(esc()), "某网格")) == []
 
 
@@ -87,3 +102,15 @@ def test_a_48_hour_catch_up_sends_one_message_per_person_per_level():
     top = next(r for r in records if r["count"] > 1)
     assert f"期间共 {top['count']} 次呼叫未获响应" in render(top, "zh")[1]
     assert f"{top['count']} calls went unanswered" in render(top, "en")[1]
+
+
+def test_acknowledgements_and_ends_update_only_the_channels_that_keep_incident_state():
+    roster = {**ROSTER, "people": {**ROSTER["people"], "wang": {
+        **ROSTER["people"]["wang"], "pagerduty": {"routing_key": "R" * 32},
+        "alertmanager": "https://am.example/hook"}}}
+    calls, _ = plan(esc(), roster_from_dict(roster))
+    assert {d.channel for d in calls if d.person == "wang"} == {"webhook", "pagerduty", "alertmanager"}
+    for transition in ("acknowledge", "resolve", "cancel"):
+        updates, missing = plan(esc(transition, to=(GRID,)), roster_from_dict(roster))
+        assert sorted(d.channel for d in updates) == ["alertmanager", "pagerduty"] and missing == []
+    assert plan(esc("comment", to=(GRID,)), roster_from_dict(roster)) == ([], [])

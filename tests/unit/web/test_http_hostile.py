@@ -61,7 +61,8 @@ def _context(settings: Settings | None = None) -> WebContext:
             "opened_at": "2026-07-01T11:00:00Z"}
     board.apply("incidents.v1", orjson.dumps({"id": "i", "data": data}))
     return WebContext(settings or Settings.from_env({}), book, board, GridShapes(None), Metrics(),
-                      TokenBucket(1000.0, 1000), lambda: NOW, producer=FakeProducer())
+                      TokenBucket(1000.0, 1000), lambda: NOW, producer=FakeProducer(),
+                      command_rate=TokenBucket(1000.0, 1000))
 
 
 @pytest.fixture
@@ -393,10 +394,14 @@ def test_the_openapi_document_lists_the_errors_each_route_can_answer():
     ops = {(path, method): op for path, item in doc["paths"].items() for method, op in item.items()}
     for (path, method), op in ops.items():
         codes = set(op["responses"])
-        assert set(op) <= {"summary", "description", "parameters", "requestBody", "responses", "security"}
+        assert set(op) <= {"summary", "description", "parameters", "requestBody", "responses", "security",
+                           "x-signed-link"}
         assert all(isinstance(c, str) and c.isdigit() for c in codes), (path, codes)
         if path in ("/healthz", "/readyz"):
             assert "401" not in codes
+            continue
+        if op.get("x-signed-link"):  # the link is the credential: forged 403, expired 410
+            assert {"403", "410"} <= codes and "401" not in codes, (path, codes)
             continue
         assert "401" in codes, (path, method)
         if method == "post":
