@@ -83,28 +83,39 @@ def check_size(value: bytes | None, max_bytes: int) -> bytes:
     return value
 
 
-def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
-    """Bytes -> validated envelope dict for an input topic, or raise `Rejected`."""
-    value = check_size(value, max_bytes)
+def json_object(value: bytes) -> dict:
+    """JSON bytes -> a dict, or `Rejected` (``not_json``, ``not_object``)."""
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise Rejected("not_json", f"not JSON: {exc}")
     if not isinstance(doc, dict):
         raise Rejected("not_object", f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def decode_as(value: bytes | None, max_bytes: int, want_type: str, schema: str,
+              bad_code: str = "bad_data", where: str = "") -> dict:
+    """Size, JSON, CloudEvents envelope, type and data schema of one record -> the envelope."""
+    doc = json_object(check_size(value, max_bytes))
     try:
         validator("envelope.json")(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise Rejected("bad_envelope", _schema_reason(exc, "envelope"))
-    want = INPUT_TYPES[topic_short]
-    if doc["type"] != want:
-        raise Rejected("unknown_type", f"type {doc['type']!r} does not belong on {topic_short} "
-                                       f"(expected {want})")
+    if doc["type"] != want_type:
+        raise Rejected("unknown_type", f"type {str(doc['type'])[:80]!r} does not belong on "
+                                       f"{where or 'this topic'} (expected {want_type})")
     try:
-        validator(BY_NAME[topic_short].schema)(doc["data"])
+        validator(schema)(doc["data"])
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise Rejected("bad_data", _schema_reason(exc, "data"))
+        raise Rejected(bad_code, _schema_reason(exc, "data"))
     return doc
+
+
+def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:
+    """Bytes -> validated envelope dict for an input topic, or raise `Rejected`."""
+    return decode_as(value, max_bytes, INPUT_TYPES[topic_short], BY_NAME[topic_short].schema,
+                     where=topic_short)
 
 
 def make_event(type_: str, id_: str, time: str, data: dict, subject: str | None = None,

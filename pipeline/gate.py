@@ -34,18 +34,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import fastjsonschema
 import orjson
 
-from pipeline.envelope import (
-    _schema_reason,
-    check_size,
-    dlq_event,
-    dlq_key,
-    iso_ms,
-    parse_time,
-    validator,
-)
+from pipeline.envelope import decode_as, dlq_event, dlq_key, iso_ms, parse_time
 from pipeline.errors import Rejected
 
 _MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
@@ -82,37 +73,11 @@ class TimeBounds:
                                f"clock ({iso_ms(clock_ms)})")
 
 
-def _envelope(value: bytes | None, max_bytes: int, want_type: str, schema: str,
-              bad_code: str) -> dict:
-    """Size, JSON, envelope, type and data schema of one record -> the envelope."""
-    doc = _json_object(check_size(value, max_bytes))
-    try:
-        validator("envelope.json")(doc)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise Rejected("bad_envelope", _schema_reason(exc, "envelope"))
-    if doc["type"] != want_type:
-        raise Rejected("unknown_type", f"type {str(doc['type'])[:80]!r} is not {want_type}")
-    try:
-        validator(schema)(doc["data"])
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise Rejected(bad_code, _schema_reason(exc, "data"))
-    return doc
-
-
-def _json_object(value: bytes) -> dict:
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected("not_json", f"not JSON: {exc}")
-    if not isinstance(doc, dict):
-        raise Rejected("not_object", f"expected a JSON object, got {type(doc).__name__}")
-    return doc
-
-
 def decode_command(value: bytes | None, max_bytes: int, record_ms: int | None = None,
                    bounds: TimeBounds | None = None, clock_ms: int = 0) -> dict:
     """A ``commands.v1`` record -> its validated data (``at_ms`` added), or `Rejected`."""
-    data = _envelope(value, max_bytes, "gridwatch.command.v1", "command.json", "bad_command")["data"]
+    data = decode_as(value, max_bytes, "gridwatch.command.v1", "command.json", "bad_command",
+                     "commands.v1")["data"]
     if "~" not in data["incident_id"]:
         raise Rejected("unknown_incident", f"{data['incident_id'][:128]!r} is not a gridwatch "
                                            "incident id")
@@ -125,7 +90,7 @@ def decode_command(value: bytes | None, max_bytes: int, record_ms: int | None = 
 def decode_tick(value: bytes | None, max_bytes: int, record_ms: int | None = None,
                 bounds: TimeBounds | None = None) -> int:
     """A ``clock.v1`` record -> the tick in epoch milliseconds, or `Rejected`."""
-    data = _envelope(value, max_bytes, "gridwatch.clock.v1", "clock.json", "bad_tick")["data"]
+    data = decode_as(value, max_bytes, "gridwatch.clock.v1", "clock.json", "bad_tick", "clock.v1")["data"]
     tick = data["tick"]
     if isinstance(tick, bool) or not _MIN_MS <= tick < _MAX_MS:
         raise Rejected("bad_tick", f"tick {tick!r} is not epoch milliseconds in 2000..2100")
