@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,7 @@ import orjson
 
 from pipeline.delivery.channels import Breaker, DeliveryError, SendContext, channel
 from pipeline.delivery.notify import Delivery, plan
+from pipeline.delivery.queues import EndpointQueues
 from pipeline.delivery.roster import Roster, on_duty
 from pipeline.delivery.ssrf import guarded_session
 from pipeline.envelope import iso_ms, make_event
@@ -48,6 +50,7 @@ from pipeline.logs import get_logger, scrub_text
 from pipeline.settings import Settings, aiokafka_config, durable_producer
 
 ROSTER_MAX_BYTES = 16 << 20
+MAX_INFLIGHT = 2000  # escalations being delivered at once, all endpoints together
 
 
 def unit_names(atlas_file: str | None) -> dict[str, str]:
@@ -71,6 +74,7 @@ class Notifier:
         self.producer: Any = None
         self.http: aiohttp.ClientSession | None = None
         self.names = unit_names(settings.atlas)  # for wording: 镇 › 村 › 网格 by name
+        self.queues = EndpointQueues()  # one slow receiver holds back only its own messages
 
     @property
     def roster(self) -> Roster:
@@ -130,7 +134,8 @@ class Notifier:
                 await self._record(esc, d, "failed" if last else "retrying", attempt, error)
                 if last:
                     break
-                await asyncio.sleep(self.s.notify_backoff_s * 2 ** (attempt - 1) * random.random())
+                backoff = self.s.notify_backoff_s * 2 ** (attempt - 1) * random.random()
+                await asyncio.sleep(max(backoff, exc.retry_after or 0.0))  # Retry-After honoured
         self.log.warning("delivery_failed", notification=d.notification_id, error=error)
         if fallback:
             await self._fall_back(d, esc)
@@ -160,9 +165,36 @@ class Notifier:
             await self._record(esc, None, "no_one_on_duty", 0, str(exc), esc["level"])
             return
         deliveries, missing = plan(esc, roster)
+        # queued before anything is awaited: each endpoint gets its messages in offset order
+        sends = [self.queues.submit(f"{d.channel}:{d.address}",
+                                    lambda d=d: self.deliver(d, esc))  # type: ignore[misc]
+                 for d in deliveries]
         for role in missing:
             await self._record(esc, None, "no_one_on_duty", 0, "nobody on duty, not even above", role)
-        await asyncio.gather(*(self.deliver(d, esc) for d in deliveries))
+        await asyncio.gather(*sends)
+
+    async def _handle_record(self, value: bytes | None, offset: int) -> None:
+        try:
+            esc = orjson.loads(value or b"")["data"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.log.warning("bad_escalation", offset=offset)
+            return
+        await self.handle(esc)
+
+    @staticmethod
+    async def _commit_done(consumer: Any, inflight: dict[Any, deque]) -> None:
+        """Commit, per partition, past every escalation handled so far in offset order (one
+        still in flight holds the commit back, so a crash re-sends at most what was in flight;
+        receipts on notifications.v1 stop a delivered one going out twice)."""
+        done: dict[Any, int] = {}
+        for tp, dq in inflight.items():
+            while dq and dq[0][1].done():
+                offset, fut = dq.popleft()
+                if fut.exception() is not None:
+                    pass  # deliver() records its own failures; nothing else can raise here
+                done[tp] = offset + 1
+        if done:
+            await consumer.commit(done)
 
     async def _load_done(self) -> None:
         from pipeline.clients import read_partition
@@ -212,18 +244,22 @@ class Notifier:
             self.log.info("notifier_ready", delivered_before=len(self.done),
                           roster="topic" if self.rosters else "file")
             await consumer.start()
+            inflight: dict[Any, deque] = {}  # partition -> [(offset, handling)] in offset order
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=100)
                 for tp, msgs in batch.items():
                     for m in msgs:
-                        try:
-                            esc = orjson.loads(m.value)["data"]
-                        except (orjson.JSONDecodeError, KeyError, TypeError):
-                            self.log.warning("bad_escalation", offset=m.offset)
-                        else:
-                            await self.handle(esc)
-                        await consumer.commit({tp: m.offset + 1})  # each escalation once handled
+                        inflight.setdefault(tp, deque()).append((m.offset, asyncio.ensure_future(
+                            self._handle_record(m.value, m.offset))))
+                await self._commit_done(consumer, inflight)
+                while sum(map(len, inflight.values())) > MAX_INFLIGHT:  # bounded memory
+                    await asyncio.sleep(0.05)
+                    await self._commit_done(consumer, inflight)
+            for dq in inflight.values():  # let what was started finish (SIGTERM: the grace)
+                await asyncio.gather(*(f for _, f in dq), return_exceptions=True)
+            await self._commit_done(consumer, inflight)
         finally:
+            await self.queues.close()
             follow.cancel()
             await consumer.stop()
             await self.http.close()

@@ -27,11 +27,32 @@ if TYPE_CHECKING:
 
 
 class DeliveryError(Exception):
-    """A send failed; `retriable` says whether trying again can help."""
+    """A send failed; `retriable` says whether trying again can help, `retry_after` (seconds)
+    when the endpoint said when (429/503 ``Retry-After``)."""
 
-    def __init__(self, message: str, retriable: bool = True) -> None:
+    def __init__(self, message: str, retriable: bool = True, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at 10 min."""
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            import time as _time
+
+            seconds = parsedate_to_datetime(value).timestamp() - _time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, 600.0))
 
 
 @dataclass(frozen=True)

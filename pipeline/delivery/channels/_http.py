@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipeline.delivery.channels import DeliveryError, SendContext
+from pipeline.delivery.channels import DeliveryError, SendContext, retry_after
 
 MAX_ANSWER = 64 * 1024  # the most of an answer read: a hostile receiver cannot fill memory
 
@@ -65,6 +65,7 @@ async def post(ctx: SendContext, url: str, body: bytes, judge: Callable[[int, by
         async with ctx.http.post(url, data=body, headers=all_headers, timeout=timeout,
                                  allow_redirects=False) as r:
             status = r.status
+            wait = retry_after(r.headers) if status in (429, 503) else None
             answer = await r.content.read(MAX_ANSWER)
     except (aiohttp.ClientError, TimeoutError) as exc:
         breaker.record(False, time.monotonic())
@@ -79,7 +80,8 @@ async def post(ctx: SendContext, url: str, body: bytes, judge: Callable[[int, by
     except DeliveryError as exc:
         if exc.retriable:  # a refusal of this message (a 4xx) says the endpoint is up
             breaker.record(False, time.monotonic())
-        raise DeliveryError(scrub(str(exc), redact), retriable=exc.retriable)
+        raise DeliveryError(scrub(str(exc), redact), retriable=exc.retriable,
+                            retry_after=wait if exc.retriable else None)
     breaker.record(True, time.monotonic())
 
 

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from pipeline.delivery.channels import Address, Channel, DeliveryError, SendContext
+from pipeline.delivery.channels import Address, Channel, DeliveryError, SendContext, retry_after
 
 URL = re.compile(r"https?://[^\s/?#]+\S*")
 
@@ -79,7 +79,8 @@ class Webhook(Channel):
                                         "followed (use the final URL in the roster)", retriable=False)
                 if r.status >= 400:
                     breaker.record(False, time.monotonic())
-                    raise DeliveryError(f"HTTP {r.status}", retriable=r.status >= 500 or r.status == 429)
+                    raise DeliveryError(f"HTTP {r.status}", retriable=r.status >= 500 or r.status == 429,
+                                        retry_after=retry_after(r.headers))
         except (aiohttp.ClientError, TimeoutError) as exc:
             breaker.record(False, time.monotonic())
             refused = getattr(exc, "os_error", None)
