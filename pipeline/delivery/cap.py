@@ -130,6 +130,18 @@ def incident_to_cap(incident: dict, area_desc: str, polygon: BaseGeometry | None
     return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
 
 
+def cap_area(esc: dict, shapes: dict) -> BaseGeometry | None:
+    """The polygon of a message's area: a landslide incident's hazard zone (its dedup key is
+    ``landslide:<zone>``, in the incident id), else the incident's grid; None when unknown."""
+    parts = str(esc.get("incident_id", "")).split("~")
+    key = parts[1] if len(parts) >= 3 else ""
+    if key.startswith("landslide:"):
+        zone = key.split(":", 1)[1].split("@", 1)[0]
+        if zone in shapes:
+            return shapes[zone]
+    return shapes.get(str(esc.get("grid_id") or ""))
+
+
 @cache
 def _schema():  # type: ignore[no-untyped-def]
     import os

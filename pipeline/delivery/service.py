@@ -53,14 +53,20 @@ ROSTER_MAX_BYTES = 16 << 20
 MAX_INFLIGHT = 2000  # escalations being delivered at once, all endpoints together
 
 
-def unit_names(atlas_file: str | None) -> dict[str, str]:
-    """Every unit's name from the deployment's atlas (GRIDWATCH_ATLAS), or {} without one."""
+def atlas_lookups(atlas_file: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Every unit's name, and the polygons of grids and hazard zones (CAP ``<area>``), from the
+    deployment's atlas (GRIDWATCH_ATLAS); empty without one."""
     if not atlas_file:
-        return {}
+        return {}, {}
     from geo.layers import load_atlas
 
-    gov = load_atlas(atlas_file).governance
-    return {str(i): str(n) for i, n in zip(gov["id"], gov["name"], strict=True) if n}
+    atlas = load_atlas(atlas_file)
+    gov = atlas.governance
+    names = {str(i): str(n) for i, n in zip(gov["id"], gov["name"], strict=True) if n}
+    shapes = {str(i): g for i, g in zip(gov["id"], gov.geometry, strict=True)}
+    if atlas.hazard is not None:
+        shapes.update({str(i): g for i, g in zip(atlas.hazard["id"], atlas.hazard.geometry, strict=True)})
+    return names, shapes
 
 
 class Notifier:
@@ -73,7 +79,7 @@ class Notifier:
         self.log = get_logger(component="notifier")
         self.producer: Any = None
         self.http: aiohttp.ClientSession | None = None
-        self.names = unit_names(settings.atlas)  # for wording: 镇 › 村 › 网格 by name
+        self.names, self.shapes = atlas_lookups(settings.atlas)  # 镇 › 村 › 网格 by name; CAP areas
         self.queues = EndpointQueues()  # one slow receiver holds back only its own messages
 
     @property
@@ -116,7 +122,8 @@ class Notifier:
             self.done.add(nid)
 
     async def _send(self, d: Delivery, esc: dict) -> None:
-        await channel(d.channel).send(SendContext(self.s, self.http, self.breakers, self.names), d, esc)
+        ctx = SendContext(self.s, self.http, self.breakers, self.names, self.shapes)
+        await channel(d.channel).send(ctx, d, esc)
 
     async def deliver(self, d: Delivery, esc: dict, fallback: bool = True) -> bool:
         """Send with retries; on final failure, call the next level. True when delivered."""

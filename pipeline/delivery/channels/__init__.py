@@ -92,6 +92,7 @@ class SendContext:
     http: Any = None  # aiohttp.ClientSession
     breakers: dict[str, Breaker] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # unit code -> name (the atlas), for wording
+    shapes: dict[str, Any] = field(default_factory=dict)  # grid or hazard zone id -> polygon (CAP)
 
     def breaker(self, endpoint: str) -> Breaker:
         return self.breakers.setdefault(endpoint, Breaker())

@@ -38,7 +38,7 @@ class Webhook(Channel):
         import aiohttp
         import orjson
 
-        from pipeline.delivery.cap import incident_to_cap, validate_cap
+        from pipeline.delivery.cap import cap_area, incident_to_cap, validate_cap
         from pipeline.delivery.notify import incident_from_escalation, links, render
         from pipeline.delivery.signing import HEADER, sign, standard_headers
         from pipeline.delivery.ssrf import Refused, check_url
@@ -52,7 +52,8 @@ class Webhook(Channel):
             from pipeline.delivery.notify import place
 
             body = incident_to_cap(incident_from_escalation(esc), place(esc, ctx.names, "zh"),
-                                   step=esc.get("step"), sent_at=esc["at"], deadline=esc.get("deadline"))
+                                   cap_area(esc, ctx.shapes), step=esc.get("step"), sent_at=esc["at"],
+                                   deadline=esc.get("deadline"))
             problems = validate_cap(body)  # checked on the way out, not only by `gridwatch cap`
             if problems:
                 raise DeliveryError(f"CAP does not validate: {problems[0][:200]}", retriable=False)
