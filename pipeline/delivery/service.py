@@ -53,6 +53,15 @@ ROSTER_MAX_BYTES = 16 << 20
 MAX_INFLIGHT = 2000  # escalations being delivered at once, all endpoints together
 
 
+def _digest(endpoint: str) -> str:
+    import hashlib
+
+    kind = endpoint.split(":", 1)[0] if endpoint.startswith(("webhook:", "email:", "sms:", "dingtalk:",
+                                                             "wecom:", "pagerduty:", "alertmanager:")) \
+        else "endpoint"
+    return f"{kind}:{hashlib.sha256(endpoint.encode()).hexdigest()[:10]}"
+
+
 def atlas_lookups(atlas_file: str | None) -> tuple[dict[str, str], dict[str, Any]]:
     """Every unit's name, and the polygons of grids and hazard zones (CAP ``<area>``), from the
     deployment's atlas (GRIDWATCH_ATLAS); empty without one."""
@@ -180,6 +189,16 @@ class Notifier:
             await self._record(esc, None, "no_one_on_duty", 0, "nobody on duty, not even above", role)
         await asyncio.gather(*sends)
 
+    def _report_endpoints(self) -> None:
+        """A log line with the endpoints that have a backlog or an open circuit (their names are
+        channel and a digest of the address: no address is logged)."""
+        now = time.monotonic()
+        open_ = sorted(_digest(k) for k, b in self.breakers.items() if not b.allow(now))
+        depth = {_digest(k): v for k, v in self.queues.depth().items()}
+        if open_ or depth:
+            self.log.info("notifier_endpoints", circuits_open=open_, queued=depth,
+                          endpoints=len(self.queues.endpoints))
+
     async def _handle_record(self, value: bytes | None, offset: int) -> None:
         try:
             esc = orjson.loads(value or b"")["data"]
@@ -252,7 +271,11 @@ class Notifier:
                           roster="topic" if self.rosters else "file")
             await consumer.start()
             inflight: dict[Any, deque] = {}  # partition -> [(offset, handling)] in offset order
+            reported = time.monotonic()
             while not stop.is_set():
+                if time.monotonic() - reported > 30:
+                    reported = time.monotonic()
+                    self._report_endpoints()
                 batch = await consumer.getmany(timeout_ms=200, max_records=100)
                 for tp, msgs in batch.items():
                     for m in msgs:
