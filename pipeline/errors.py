@@ -65,6 +65,8 @@ DLQ_CODES: dict[str, tuple[str, str]] = {
     "late_event": ("detectors", "older than everything the detector keeps (the watermark is in "
                    "the reason)"),
     "bad_command": ("commands", "a commands.v1 record that is not a valid command"),
+    "bad_signature": ("commands", "a command without a valid gwsignature where GRIDWATCH_COMMAND_KEY "
+                      "is set (not written by the web server or an action link)"),
     "unknown_incident": ("incidents", "no such incident on its partition (or already forgotten)"),
     "unknown_action": ("incidents", "an action the lifecycle does not have"),
     "out_of_scope": ("incidents", "the actor's scope is not on the incident's path"),

@@ -29,6 +29,9 @@ exception into ``internal_error`` with the exception type, and the stage goes on
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -73,11 +76,41 @@ class TimeBounds:
                                f"clock ({iso_ms(clock_ms)})")
 
 
+SIGNATURE = "gwsignature"  # a CloudEvents extension attribute: lowercase letters, <= 20
+
+
+def _signed_bytes(env: dict) -> bytes:
+    """What a command's signature covers: its id, source, type, time and data (canonical JSON)."""
+    head = "\n".join(str(env.get(k, "")) for k in ("id", "source", "type", "time"))
+    return head.encode() + b"\n" + orjson.dumps(env.get("data"), option=orjson.OPT_SORT_KEYS)
+
+
+def sign_command(key: str, env: dict) -> dict:
+    """The command envelope with its ``gwsignature`` (base64url HMAC-SHA256 with `key`)."""
+    mac = hmac.new(key.encode(), _signed_bytes(env), hashlib.sha256).digest()
+    return {**env, SIGNATURE: base64.urlsafe_b64encode(mac).decode().rstrip("=")}
+
+
+def _check_signature(env: dict, key: str) -> None:
+    given = env.get(SIGNATURE)
+    if not isinstance(given, str) or not given:
+        raise Rejected("bad_signature", "command is not signed (gwsignature): only the web server "
+                                        "and action links may write commands here")
+    want = sign_command(key, {k: v for k, v in env.items() if k != SIGNATURE})[SIGNATURE]
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), want.encode()):
+        raise Rejected("bad_signature", "command signature does not match (forged or altered)")
+
+
 def decode_command(value: bytes | None, max_bytes: int, record_ms: int | None = None,
-                   bounds: TimeBounds | None = None, clock_ms: int = 0) -> dict:
-    """A ``commands.v1`` record -> its validated data (``at_ms`` added), or `Rejected`."""
-    data = decode_as(value, max_bytes, "gridwatch.command.v1", "command.json", "bad_command",
-                     "commands.v1")["data"]
+                   bounds: TimeBounds | None = None, clock_ms: int = 0,
+                   key: str | None = None) -> dict:
+    """A ``commands.v1`` record -> its validated data (``at_ms`` added), or `Rejected`; with
+    `key`, the record must carry a valid signature (`sign_command`)."""
+    env = decode_as(value, max_bytes, "gridwatch.command.v1", "command.json", "bad_command",
+                    "commands.v1")
+    if key:
+        _check_signature(env, key)
+    data = env["data"]
     if "~" not in data["incident_id"]:
         raise Rejected("unknown_incident", f"{data['incident_id'][:128]!r} is not a gridwatch "
                                            "incident id")

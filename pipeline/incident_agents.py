@@ -49,6 +49,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
     max_bytes = settings.max_message_bytes
 
     bounds = TimeBounds.of(settings)
+    sign_key = settings.command_verify_key()  # None: producers of commands.v1 are trusted
 
     async def send_dlq(key: bytes, value: bytes) -> None:
         await t["dlq.v1"].send(key=key, value=value)
@@ -60,7 +61,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         async for event in stream.events():
             msg = event.message
             async with policy.guard(msg, "route_commands"):
-                data = decode_command(msg.value, max_bytes, record_ms(msg), bounds)
+                data = decode_command(msg.value, max_bytes, record_ms(msg), bounds, sign_key)
                 grid = data["incident_id"].split("~", 1)[0]
                 await t["incident-commands.v1"].send(key=grid.encode(), value=msg.value,
                                                      timestamp=msg.timestamp)
@@ -92,7 +93,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
             doc = orjson.loads(check_size(value, max_bytes))
             if isinstance(doc, dict) and doc.get("type") == LINK_TYPE:  # from another partition
                 return host.on_link(partition, doc["data"])
-            return host.on_command(partition, decode_command(value, max_bytes, ts, bounds))
+            return host.on_command(partition, decode_command(value, max_bytes, ts, bounds, sign_key))
         doc = orjson.loads(check_size(value, max_bytes))
         validator("alert.json")(doc["data"])
         return host.on_alert(partition, doc["data"])

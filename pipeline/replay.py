@@ -213,7 +213,7 @@ class CoreReplayer:
         self.stats.commands += 1
         try:
             data = decode_command(rec.value, self.settings.max_message_bytes, rec.timestamp_ms,
-                                  self.bounds)
+                                  self.bounds, self.settings.command_verify_key())
         except Rejected as rej:
             self._reject(rej.code)
             return

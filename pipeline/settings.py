@@ -98,6 +98,9 @@ class Settings:
     roster_file: str | None = None
     public_url: str | None = None  # where people reach the HTTP API (links in messages)
     link_key: str | None = field(default=None, repr=False)  # signs action links (GRIDWATCH_LINK_KEY)
+    #: signs the commands the web server writes; workers refuse unsigned ones (GRIDWATCH_COMMAND_KEY)
+    command_key: str | None = field(default=None, repr=False)
+    trusted_producers: bool = False  # GRIDWATCH_TRUSTED_PRODUCERS: accept unsigned commands anyway
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # current first
     #: hosts or CIDRs webhooks may reach although private/loopback (on-premise gateways)
     webhook_allow: tuple[str, ...] = ()
@@ -169,6 +172,8 @@ class Settings:
             roster_file=env.get("GRIDWATCH_ROSTER") or None,
             public_url=env.get("GRIDWATCH_PUBLIC_URL") or None,
             link_key=_secret(env, "GRIDWATCH_LINK_KEY"),
+            command_key=_secret(env, "GRIDWATCH_COMMAND_KEY"),
+            trusted_producers=_bool(env, "GRIDWATCH_TRUSTED_PRODUCERS", False),
             webhook_secrets=tuple(x for x in (env.get("GRIDWATCH_WEBHOOK_SECRETS") or "").split(",") if x),
             webhook_allow=_allow_list(env, "GRIDWATCH_WEBHOOK_ALLOW"),
             smtp_host=env.get("GRIDWATCH_SMTP_HOST") or None,
@@ -229,6 +234,11 @@ class Settings:
         if self.session_timeout_s is not None:
             return self.session_timeout_s
         return 6.0 if self.embedded else 20.0
+
+    def command_verify_key(self) -> str | None:
+        """The key commands must be signed with, or None when the deployment accepts unsigned
+        ones (no key set, or GRIDWATCH_TRUSTED_PRODUCERS)."""
+        return None if self.trusted_producers else self.command_key
 
     def topic(self, short: str) -> str:
         """Full Kafka name of a registry topic."""

@@ -25,6 +25,7 @@ def build_incident_host(settings: Settings, lateness_ms: int, locator: Any = Non
 
 
 def decode_command(value: bytes | None, max_bytes: int, record_ms: int | None = None,
-                   bounds: TimeBounds | None = None) -> dict:
-    """A commands.v1 record -> its validated data, or `Rejected` (`pipeline.gate`)."""
-    return gate_decode_command(value, max_bytes, record_ms, bounds)
+                   bounds: TimeBounds | None = None, key: str | None = None) -> dict:
+    """A commands.v1 record -> its validated data, or `Rejected` (`pipeline.gate`); with
+    `key` (the deployment's GRIDWATCH_COMMAND_KEY) its signature is checked too."""
+    return gate_decode_command(value, max_bytes, record_ms, bounds, key=key)

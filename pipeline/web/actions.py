@@ -28,6 +28,7 @@ from aiohttp import web
 
 from pipeline.delivery.links import ActionLink, LinkError, read_link
 from pipeline.envelope import iso_ms, make_event, validator
+from pipeline.gate import sign_command
 from pipeline.incident.lifecycle import ALLOWED
 
 PAGE = "act.html"
@@ -126,6 +127,8 @@ def register(app: web.Application, ctx: Any, static_dir: Any, send: Any, problem
             raise problem_cls(400, f"command: {getattr(exc, 'message', exc)}")
         ev = make_event("gridwatch.command.v1", cid, cmd["at"], cmd, subject=link.incident_id,
                         source=f"gridwatch/web/link/{link.person}")
+        if ctx.settings.command_key:
+            ev = sign_command(ctx.settings.command_key, ev)
         await send(ctx, ctx.settings.topic("commands.v1"), orjson.dumps(ev),
                    link.incident_id.encode(), now)
         used.add(key)

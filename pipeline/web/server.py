@@ -29,6 +29,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from pipeline.envelope import iso_ms, make_event, parse_time, validator
 from pipeline.errors import Rejected
+from pipeline.gate import sign_command
 from pipeline.incident.lifecycle import ALLOWED
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config, durable_producer
@@ -398,6 +399,8 @@ def build_app(ctx: WebContext) -> web.Application:
         _checked(command_check, data, "command")
         ev = make_event("gridwatch.command.v1", cid, data["at"], data, subject=inc["incident_id"],
                         source=f"gridwatch/web/{who.name}")
+        if s.command_key:  # workers verify it: nobody else can write commands as a person
+            ev = sign_command(s.command_key, ev)
         await _send(ctx, s.topic("commands.v1"), orjson.dumps(ev), inc["incident_id"].encode(), now)
         return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
 

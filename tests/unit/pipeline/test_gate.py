@@ -230,3 +230,53 @@ def test_a_refused_registration_gets_a_dlq_record_not_just_a_counter():
     assert ev["data"]["source"] == {"topic": "gw.devices.v1", "partition": 3, "offset": 9,
                                     "timestamp_ms": T0}
     assert ev["id"] == "dlq:gw.devices.v1:3:9"  # the same id from every worker
+
+
+KEY = "command-key-0123456789abcdef"
+
+
+def test_commands_are_verified_when_the_deployment_signs_them():
+    """Round 1: `actor` and `scope` were taken as written: anyone could act as anyone."""
+    from pipeline.gate import sign_command
+
+    env = orjson.loads(command("c1", "acknowledge", "g1~x~1", iso_ms(T0)))
+    signed = orjson.dumps(sign_command(KEY, env))
+    assert decode_command(signed, 65_536, key=KEY)["actor"] == "duty-1"
+    forged = {**orjson.loads(signed), "data": {**env["data"], "actor": "town-head", "scope": "T"}}
+    for value, needle in ((orjson.dumps(env), "not signed"), (orjson.dumps(forged), "does not match"),
+                          (orjson.dumps(sign_command("another-key-0123456789", env)), "does not match"),
+                          (orjson.dumps({**env, "gwsignature": "é" * 43}), "does not match")):
+        with pytest.raises(Rejected) as err:
+            decode_command(value, 65_536, key=KEY)
+        assert err.value.code == "bad_signature" and needle in err.value.reason
+    assert decode_command(orjson.dumps(env), 65_536)["actor"] == "duty-1"  # no key: trusted
+
+
+def test_the_trusted_producers_setting_accepts_unsigned_commands():
+    from pipeline.settings import Settings
+
+    assert Settings.from_env({"GRIDWATCH_COMMAND_KEY": KEY}).command_verify_key() == KEY
+    assert Settings.from_env({"GRIDWATCH_COMMAND_KEY": KEY, "GRIDWATCH_TRUSTED_PRODUCERS": "true"}) \
+        .command_verify_key() is None
+    assert Settings.from_env({}).command_verify_key() is None
+    with pytest.raises(Exception, match="at least 16"):
+        Settings.from_env({"GRIDWATCH_COMMAND_KEY": "short"})
+
+
+async def test_the_web_server_signs_what_it_writes_and_the_worker_accepts_it():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from pipeline.settings import Settings
+    from pipeline.web.server import build_app
+    from tests.unit.web.test_http_hostile import ADMIN, CMD_PATH, _context
+
+    ctx = _context(Settings.from_env({"GRIDWATCH_COMMAND_KEY": KEY}))
+    app = build_app(ctx)
+    app.on_startup.clear()
+    async with TestClient(TestServer(app)) as client:
+        r = await client.post(CMD_PATH, json={"action": "acknowledge"},
+                              headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status == 202, await r.text()
+    ((_, ev, _, _),) = ctx.producer.sent
+    assert ev["gwsignature"]
+    assert decode_command(orjson.dumps(ev), 65_536, key=KEY)["action"] == "acknowledge"
