@@ -110,18 +110,40 @@ def topics() -> None:
 @topics.command("create")
 @broker_opt
 @prefix_opt
+@click.option("--acls", is_flag=True,
+              help="Also create each role's ACLs (ingest, web, worker, notifier, archiver); run as "
+                   "the admin principal of a SASL cluster.")
+@click.option("--principal", "principals", multiple=True, metavar="ROLE=USER",
+              help="The SASL user of a role (default: the role's name); repeatable.")
 @click.option("--json", "as_json", is_flag=True)
 @readable_errors
-def topics_create(broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
-    """Create every registry topic that is missing (idempotent)."""
-    from topics.admin import create
+def topics_create(broker: str | None, topic_prefix: str | None, acls: bool,
+                  principals: tuple[str, ...], as_json: bool) -> None:
+    """Create every registry topic that is missing (idempotent), and with --acls the ACLs."""
+    from topics.acls import ROLES, provision
+    from topics.admin import admin_client, create
 
+    names = {}
+    for item in principals:
+        role, _, user = item.partition("=")
+        if role not in {r.name for r in ROLES} or not user:
+            raise click.BadParameter(f"{item!r}: use ROLE=USER with a role of "
+                                     f"{', '.join(r.name for r in ROLES)}", param_hint="--principal")
+        names[role] = user
     s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     made = create(s)
+    granted = 0
+    if acls:
+        admin = admin_client(s)
+        try:
+            granted = provision(admin, s.topic_prefix, s.app_id, names)
+        finally:
+            admin.close()
     if as_json:
-        emit_json({"created": made})
+        emit_json({"created": made, "acls": granted})
     else:
-        click.echo(f"created {len(made)} topic(s)" + (": " + ", ".join(made) if made else ""))
+        click.echo(f"created {len(made)} topic(s)" + (": " + ", ".join(made) if made else "")
+                   + (f"; {granted} ACLs for {len(ROLES)} roles" if acls else ""))
 
 
 @topics.command("list")

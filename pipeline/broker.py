@@ -29,8 +29,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
-    """Block until a Kafka metadata request succeeds, or raise BrokerUnavailable."""
+def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, **client: Any) -> None:
+    """Block until a Kafka metadata request succeeds, or raise BrokerUnavailable (`client`:
+    kafka-python security settings, e.g. SASL)."""
     from kafka import KafkaAdminClient
 
     deadline = time.monotonic() + timeout_s
@@ -40,7 +41,7 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap,
                                      request_timeout_ms=min(3000, left_ms),
-                                     bootstrap_timeout_ms=min(3000, left_ms))
+                                     bootstrap_timeout_ms=min(3000, left_ms), **client)
             admin.list_topics()
             admin.close()
             return

@@ -140,6 +140,24 @@ def resolve_jars(cache: Path | None = None, version: str = KAFKA_VERSION) -> Pat
     return libs
 
 
+def sasl_config(port: int, controller_port: int, admin_password: str) -> dict[str, str]:
+    """Broker settings for SASL/SCRAM-SHA-256 clients and ACL authorization (KRaft): clients and
+    brokers on a SASL_PLAINTEXT listener (TLS in front in production: SASL_SSL), the controllers
+    on their own loopback listener; ``admin`` is the super user; nothing without an ACL."""
+    jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{admin_password}";')
+    return {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": jaas,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:admin;User:ANONYMOUS",  # ANONYMOUS: the controller listener only
+            "allow.everyone.if.no.acl.found": "false"}
+
+
 def cluster_id() -> str:
     """A KRaft cluster id (a UUID in URL-safe base64, as `kafka-storage random-uuid` prints)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -170,9 +188,16 @@ class KafkaCluster:
     embedded = False
 
     def __init__(self, brokers: int = 3, workdir: str | Path | None = None,
-                 cache: Path | None = None, heap_mb: int = 384, log_level: str = "WARN") -> None:
+                 cache: Path | None = None, heap_mb: int = 384, log_level: str = "WARN",
+                 users: dict[str, str] | None = None) -> None:
+        """With `users` (name -> password; ``admin`` required, the super user) the cluster
+        authenticates clients with SASL/SCRAM-SHA-256 and authorizes them by ACL
+        (StandardAuthorizer, nothing allowed without an ACL)."""
         if not 1 <= brokers <= 9:
             raise ConfigError(f"--brokers {brokers}: use 1 to 9")
+        if users is not None and "admin" not in users:
+            raise ConfigError("a SASL cluster needs an 'admin' user (its super user)")
+        self.users = users
         self.workdir = Path(workdir or "var/kafka-cluster").resolve()
         self.cache, self.heap_mb, self.log_level = cache, heap_mb, log_level
         self.nodes = [Node(i, free_port(), free_port(), self.workdir / f"node{i}")
@@ -185,11 +210,29 @@ class KafkaCluster:
 
     def node_config(self, node: Node) -> dict[str, str]:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        return {**BROKER_CONFIG, **replication_settings(len(self.nodes)),
-                "node.id": str(node.node_id), "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-                "log.dirs": str(node.data_dir / "log")}
+        config = {**BROKER_CONFIG, **replication_settings(len(self.nodes)),
+                  "node.id": str(node.node_id), "controller.quorum.voters": voters,
+                  "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                  "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+                  "log.dirs": str(node.data_dir / "log")}
+        if self.users is not None:
+            config.update(sasl_config(node.port, node.controller_port, self.users["admin"]))
+        return config
+
+    def client_config(self, user: str = "admin") -> dict[str, str]:
+        """kafka-python settings for one of the cluster's users ({} without SASL)."""
+        if self.users is None:
+            return {}
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
+                "sasl_plain_username": user, "sasl_plain_password": self.users[user]}
+
+    def env(self, user: str = "admin") -> dict[str, str]:
+        """GRIDWATCH_* settings for a gridwatch process connecting as `user`."""
+        if self.users is None:
+            return {}
+        return {"GRIDWATCH_SECURITY_PROTOCOL": "sasl_plaintext",
+                "GRIDWATCH_SASL_MECHANISM": "SCRAM-SHA-256", "GRIDWATCH_SASL_USERNAME": user,
+                "GRIDWATCH_SASL_PASSWORD": self.users[user]}
 
     def _java(self, main: str, *args: str) -> list[str]:
         assert self.libs is not None
@@ -205,8 +248,10 @@ class KafkaCluster:
             props.write_text("".join(f"{k}={v}\n" for k, v in self.node_config(node).items()))
             if (node.data_dir / "log" / "meta.properties").exists():
                 continue
+            scram = [a for name, pw in (self.users or {}).items()
+                     for a in ("--add-scram", f"SCRAM-SHA-256=[name={name},password={pw}]")]
             proc = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cid,
-                                             "-c", str(props)),
+                                             "-c", str(props), *scram),
                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if proc.returncode != 0:
                 raise BrokerUnavailable(f"kafka-storage format failed for node {node.node_id}: "
@@ -243,7 +288,7 @@ class KafkaCluster:
 
         want = len(self.nodes) if nodes is None else nodes
         deadline = time.monotonic() + timeout_s
-        wait_for_kafka(self.bootstrap, timeout_s)
+        wait_for_kafka(self.bootstrap, timeout_s, **self.client_config())
         seen = 0
         while time.monotonic() < deadline:
             dead = [n.node_id for n in self.nodes if n.proc is not None and n.proc.poll() is not None
@@ -251,7 +296,8 @@ class KafkaCluster:
             if dead:
                 raise BrokerUnavailable(f"Kafka node(s) {dead} exited: see {self.workdir}/node*/kafka.log")
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
+                                         **self.client_config())
                 try:
                     brokers = admin.describe_cluster().get("brokers") or []
                     seen = sum(1 for b in brokers if not b.get("is_fenced"))

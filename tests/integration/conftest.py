@@ -100,10 +100,11 @@ class Pipeline:
         return [orjson.loads(m.value) for m in msgs]
 
 
-def read_all(bootstrap: str, topics: list[str], quiet_s: float = 0.3, cap_s: float = 30) -> list:
+def read_all(bootstrap: str, topics: list[str], quiet_s: float = 0.3, cap_s: float = 30,
+             **client: str) -> list:
     """Every record of `topics` now: a fresh consumer assigned every partition from the start,
     read to the end offsets (and `quiet_s` beyond: the embedded broker's end offset can trail)."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client)
     got: list = []
     try:
         tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
