@@ -66,15 +66,22 @@ BROKER_CONFIG: dict[str, str] = {
 }
 
 
+COMPOSE_ADMIN_PASSWORD = "${GRIDWATCH_KAFKA_ADMIN_PASSWORD:?set the Kafka admin password}"
+
+
 def compose_env(node_id: int, nodes: int, host: str) -> dict[str, str]:
-    """The ``KAFKA_*`` environment of one broker of docker-compose.yml (apache/kafka image)."""
+    """The ``KAFKA_*`` environment of one broker of docker-compose.yml (apache/kafka image:
+    ``.`` becomes ``_``, ``_`` becomes ``__`` and ``-`` becomes ``___``): BROKER_CONFIG with
+    the same SASL/SCRAM listeners and ACL authorizer as `KafkaCluster(users=...)`."""
     cfg = {**BROKER_CONFIG, **replication_settings(nodes),
+           **sasl_config(9092, 9093, COMPOSE_ADMIN_PASSWORD),
            "node.id": str(node_id),
            "controller.quorum.voters": ",".join(f"{i}@kafka{i}:9093" for i in range(1, nodes + 1)),
-           "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
-           "advertised.listeners": f"PLAINTEXT://{host}:9092",
+           "listeners": "SASL_PLAINTEXT://:9092,CONTROLLER://:9093",
+           "advertised.listeners": f"SASL_PLAINTEXT://{host}:9092",
            "log.dirs": "/var/lib/kafka/data"}
-    return {"KAFKA_" + k.upper().replace(".", "_"): v for k, v in cfg.items()}
+    return {"KAFKA_" + k.upper().replace("_", "__").replace("-", "___").replace(".", "_"): v
+            for k, v in cfg.items()}
 
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">

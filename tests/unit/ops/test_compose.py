@@ -51,7 +51,7 @@ def test_workers_point_at_the_compose_brokers_with_rf3_and_the_image_builds_the_
     env = doc["services"]["worker"]["environment"]
     assert env["GRIDWATCH_BROKER"] == "kafka1:9092,kafka2:9092,kafka3:9092"
     assert Settings.from_env(env).replication_factor == 3
-    assert doc["services"]["topic-init"]["command"] == ["topics", "create"]
+    assert doc["services"]["topic-init"]["command"] == ["topics", "create", "--acls"]
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["gridwatch"]' in dockerfile
     for pkg in ("geo", "pipeline", "topics", "ops"):
@@ -68,3 +68,27 @@ def test_the_image_runs_as_a_user_with_a_writable_absolute_data_dir():
     assert any(ln.startswith("RUN useradd") and f"--home-dir {data_dir}" in ln and ln.endswith(user)
                for ln in lines)  # the user's own home: writable by it
     assert f"VOLUME {data_dir}" in lines
+
+
+def test_every_gridwatch_service_connects_as_its_own_principal():
+    """The same roles as `topics/acls.py` (and the Apache Kafka ACL test): each service its
+    SCRAM user, created by kafka-users; the brokers authorize by ACL, nothing without one."""
+    from topics.acls import ROLES
+
+    services = load()["services"]
+    role_of = {"worker": "worker", "notifier": "notifier", "web": "web", "archiver": "archiver",
+               "topic-init": "admin"}
+    for name, role in role_of.items():
+        env = services[name]["environment"]
+        assert env["GRIDWATCH_SECURITY_PROTOCOL"] == "sasl_plaintext"
+        assert env["GRIDWATCH_SASL_MECHANISM"] == "SCRAM-SHA-256"
+        assert env["GRIDWATCH_SASL_USERNAME"] == role, name
+        assert env["GRIDWATCH_SASL_PASSWORD"].startswith(f"${{GRIDWATCH_KAFKA_{role.upper()}_PASSWORD:?")
+    script = services["kafka-users"]["command"][0]
+    for role in ["admin", *(r.name for r in ROLES)]:
+        assert f"{role}:$${role.upper()}" in script
+        assert services["kafka-users"]["environment"][role.upper()].startswith(
+            f"${{GRIDWATCH_KAFKA_{role.upper()}_PASSWORD:?")
+    env = dict(services["kafka1"]["environment"])
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
