@@ -40,6 +40,16 @@ class GridShapes:
     def path_of(self, unit: str) -> tuple[str, ...]:
         return self.paths.get(unit, (unit,))
 
+    def grid_at(self, lon: float, lat: float) -> str | None:
+        """The leaf grid a WGS84 point falls in (None outside every grid, or without an atlas)."""
+        if not self.features:
+            return None
+        tree = getattr(self, "_tree", None)
+        if tree is None:
+            tree = self._tree = shapely.STRtree([f[3] for f in self.features])
+        hits = tree.query(shapely.Point(lon, lat), predicate="intersects")
+        return self.features[int(min(hits))][0] if len(hits) else None
+
     def geojson(self, zoom: int, who: Principal) -> bytes:
         """A FeatureCollection of the grids the principal may see, simplified for `zoom`."""
         if not self.features:

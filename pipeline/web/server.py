@@ -285,6 +285,20 @@ def _admit(keys: RecentKeys, inc: dict, action: str, cid: str | None, digest: by
                             "Idempotency-Key (or command_id) for a new command")
 
 
+def _check_place(ctx: WebContext, who: Principal, report: dict) -> None:
+    """403 when an ingest token bound to a unit posts a report located outside that unit
+    (its subtree), as the worker will locate it; without an atlas the bound cannot be checked."""
+    if not ctx.shapes.features:
+        return
+    from geo.coords import to_wgs84
+
+    lon, lat = to_wgs84([report["lon"]], [report["lat"]], report.get("crs") or "wgs84")
+    grid = ctx.shapes.grid_at(float(lon[0]), float(lat[0]))
+    if grid is None or who.scope not in ctx.shapes.path_of(grid):
+        raise _Problem(403, f"token {who.name} reports for unit {who.scope}; this report's place is "
+                            f"{'outside every grid' if grid is None else 'in another unit'}")
+
+
 async def _send(ctx: WebContext, topic: str, value: bytes, key: bytes, timestamp_ms: int) -> None:
     """Write one record; 503 (the client may retry) when the broker cannot take it now."""
     from aiokafka.errors import KafkaError
@@ -337,6 +351,8 @@ def build_app(ctx: WebContext) -> web.Application:
             raise _Problem(403, f"token {who.name} reports as reporter_id {who.reporter_id}, "
                                 f"not {data['reporter_id']}")
         _check_observed(ctx, data["observed_at"])
+        if who.role == "ingest" and who.scope:
+            _check_place(ctx, who, data)
         ev = make_event("gridwatch.report.v1", f"report:{data['report_id']}", iso_ms(ctx.clock()), data,
                         source=f"gridwatch/web/{who.name}")
         await _send(ctx, s.topic("reports.v1"), orjson.dumps(ev), data["report_id"].encode(), ctx.clock())

@@ -238,3 +238,35 @@ def test_token_new_binds_an_ingest_token_to_a_reporter(tmp_path):
     r = CliRunner().invoke(main, ["token", "new", "--name", "d", "--role", "responder", "--scope", "g1",
                                   "--reporter-id", "W1"])
     assert r.exit_code != 0 and "only an ingest" in r.output
+
+
+async def test_an_ingest_token_bound_to_a_unit_posts_only_reports_located_inside_it():
+    """Round 1: ingest tokens accepted a `scope` that was ignored."""
+    import time as _time
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from pipeline.envelope import iso_ms as _iso
+    from pipeline.web.auth import TokenBook, TokenEntry, hash_token
+    from pipeline.web.grids import GridShapes
+    from pipeline.web.server import build_app
+    from tests.unit.geo.layers_fixtures import two_by_two
+    from tests.unit.web.test_http_hostile import REPORT, _context
+
+    ctx = _context()
+    ctx.tokens = TokenBook([TokenEntry(name="app-g1", sha256=hash_token("tok-app-g1-0123456789"),
+                                       role="ingest", scope="g1")])
+    ctx.shapes = GridShapes(two_by_two())
+    app = build_app(ctx)
+    app.on_startup.clear()
+    auth = {"Authorization": "Bearer tok-app-g1-0123456789"}
+    now = _iso(ctx.clock()) if callable(ctx.clock) else _iso(int(_time.time() * 1000))
+    async with TestClient(TestServer(app)) as client:
+        inside = await client.post("/api/v1/reports", json={**REPORT, "observed_at": now}, headers=auth)
+        assert inside.status == 202, await inside.text()
+        for lon, lat in ((1.5, 1.5), (5.0, 5.0)):  # g4; outside every grid
+            r = await client.post("/api/v1/reports", headers=auth,
+                                  json={**REPORT, "report_id": f"R{lon}", "lon": lon, "lat": lat,
+                                        "observed_at": now})
+            assert r.status == 403 and "reports for unit g1" in (await r.json())["error"]
+    assert len(ctx.producer.sent) == 1
