@@ -22,7 +22,7 @@ import orjson
 from geo.errors import GeoError
 from pipeline.errors import BrokerUnavailable, GridwatchError
 
-#: exit codes of every command (README "Commands")
+#: exit codes of every command (docs/configuration.md "Commands")
 EXIT_OK = 0
 EXIT_FAILED = 1  # not healthy (status), differs (topics describe, replay), invalid input, not found
 EXIT_USAGE = 2  # bad options or arguments (click)

@@ -1,7 +1,7 @@
 """Consumer lag (积压) per group and partition, and a one-glance pipeline status.
 
 Lag is the partition's end offset minus the group's committed offset. The embedded broker's end
-offsets can trail the last records by a few (see README, Tansu), so a small negative lag is
+offsets can trail the last records by a few (see docs/architecture.md, Tansu), so a small negative lag is
 shown as 0.
 """
 

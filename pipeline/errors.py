@@ -43,7 +43,7 @@ class Rejected(GridwatchError):
 
 
 #: Every DLQ code (the one place they are defined; ``dlq.json`` lists the same, a test checks):
-#: code -> (the stage that writes it, what it means). README "Bad input" prints this table.
+#: code -> (the stage that writes it, what it means). docs/runbooks.md "Bad input" prints this table.
 DLQ_CODES: dict[str, tuple[str, str]] = {
     "too_large": ("every input", "the record is larger than GRIDWATCH_MAX_MESSAGE_BYTES"),
     "not_json": ("every input", "the value is null or not JSON"),

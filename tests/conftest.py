@@ -34,7 +34,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests on Apache Kafka get one rerun: on this 2-core machine (three broker JVMs, several
     workers and the test process) about one full run in three had one Kafka scenario time out
-    or differ (README "Development" lists what was seen). A rerun is reported (`R` in the
+    or differ (docs/development.md lists what was seen). A rerun is reported (`R` in the
     summary, `rerun` in the counts), never silent; the embedded-broker twins get none."""
     for item in items:
         if item.get_closest_marker("kafka") and not item.get_closest_marker("flaky"):

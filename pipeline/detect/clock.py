@@ -2,7 +2,7 @@
 
 A partition's watermark is the larger of the last clock tick and the newest event time seen
 minus the allowed lateness. It never goes back. An event is *late* when its time is before the
-watermark; the detectors' rule for late events (documented in README "Late events"):
+watermark; the detectors' rule for late events (documented in docs/detectors.md "Late events"):
 
 - applied where it still changes the truth: a late activity ping still updates the subject's
   last activity and resolves an inactivity alert it proves false; a late rain reading still

@@ -10,7 +10,7 @@ A channel is a module of this package that defines ``CHANNEL``, an instance of `
   ``retriable`` says whether trying again can help (alertmanager's ``Notify() (retry, err)``).
 
 The notifier plans, sends, retries and falls back through this interface only; rosters
-validate addresses through it. A new channel is its module plus a test (README "Extending").
+validate addresses through it. A new channel is its module plus a test (docs/extending.md).
 """
 
 from __future__ import annotations
