@@ -75,6 +75,8 @@ class DemoState:
     seen: Counter = field(default_factory=Counter)
     expected: Counter = field(default_factory=Counter)
     alert_kinds: Counter = field(default_factory=Counter)
+    transitions: Counter = field(default_factory=Counter)  # escalation records by transition
+    categories: Counter = field(default_factory=Counter)  # located reports by category
     first_output_s: float | None = None
     first_output_at: float | None = None  # time.monotonic() of the first output
     stop: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +115,15 @@ def _line(topic: str, ev: dict) -> str:
             or d["evidence"].get("point_id") or d["evidence"].get("label") or ""
         return (f"ALERT     {d['observed_at'][:16]} {d['kind']:15} {d['status']:8} {d['severity']:8} "
                 f"grid {d['grid_id']} {who} {d.get('reason') or ''}")
+    if topic == "escalations.v1":
+        from pipeline.delivery.notify import ROLE_ZH, TRANSITION_ZH, local_time
+
+        step = TRANSITION_ZH.get(d.get("transition", ""), d.get("transition", ""))
+        times = f" ×{d['count']}" if (d.get("count") or 1) > 1 else ""
+        who = f" by {d['actor']}" if d.get("actor") else ""
+        return (f"ESCALATE  {local_time(d.get('at'), 'zh'):12} {step:8}{times:5} "
+                f"{d.get('kind', ''):15} grid {d.get('grid_id', '-')} -> "
+                f"{ROLE_ZH.get(d.get('level', ''), d.get('level', ''))} {(d.get('to') or ['-'])[0]}{who}")
     return f"{topic.upper():9} {orjson.dumps(d)[:120].decode(errors='replace')}"
 
 
@@ -129,6 +140,10 @@ def _watch(settings: Settings, state: DemoState, t0: float, quiet: bool) -> None
             state.seen[short] += 1
             if short == "alerts.v1":
                 state.alert_kinds[orjson.loads(msg.value)["data"]["kind"]] += 1
+            elif short == "escalations.v1":
+                state.transitions[orjson.loads(msg.value)["data"].get("transition")] += 1
+            elif short == "located.v1" and b'"source_type":"report"' in msg.value:
+                state.categories[orjson.loads(msg.value)["data"]["input"].get("category")] += 1
             elif short == "dlq.v1" and msg.key not in (b"reports.v1", b"pings.v1", b"devices.v1"):
                 state.seen["dlq.v1"] -= 1  # the detectors' own rejections are counted apart
                 state.seen["dlq.detectors"] += 1
@@ -324,6 +339,8 @@ def run_demo(opts: DemoOptions) -> dict:
         "alerts_by_kind": dict(sorted(state.alert_kinds.items())),
         "dlq_detectors": state.seen["dlq.detectors"],
         "escalations": state.seen["escalations.v1"],
+        "escalations_by_transition": dict(state.transitions.most_common()),
+        "reports_by_category": dict(state.categories.most_common()),
         "duty_desk": desk.summary(),
         "expected": dict(state.expected),
         "first_output_after_s": round(state.first_output_s, 1) if state.first_output_s else None,

@@ -29,6 +29,11 @@ CATEGORIES = ("public_facilities", "roads_traffic", "city_appearance", "street_o
 TEXTS = {"public_facilities": "路灯不亮", "roads_traffic": "路面塌陷", "city_appearance": "垃圾堆放",
          "street_order": "占道经营", "safety_hazard": "围墙开裂有倒塌风险", "dispute": "邻里纠纷",
          "fraud_risk": "疑似电信诈骗", "emergency": "山体落石"}
+#: the share of each category in municipal case statistics (数字城管 case mixes: city appearance,
+#: public facilities and street order make most cases; emergencies are rare), and severities
+CATEGORY_SHARE = (0.22, 0.09, 0.38, 0.18, 0.04, 0.07, 0.015, 0.005)
+SEVERITY_SHARE = {"default": (0.72, 0.24, 0.04), "safety_hazard": (0.3, 0.45, 0.25),
+                  "emergency": (0.0, 0.3, 0.7), "fraud_risk": (0.4, 0.4, 0.2)}
 START = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 
 
@@ -136,9 +141,10 @@ class Simulator:
     def _report(self, i: int, t: datetime, ts: int) -> SimRecord:
         g = int(self.rng.integers(len(self.loc.grids)))
         x, y = self._point_in(g)
-        cat = CATEGORIES[int(self.rng.integers(len(CATEGORIES)))]
+        cat = CATEGORIES[int(self.rng.choice(len(CATEGORIES), p=CATEGORY_SHARE))]
+        shares = SEVERITY_SHARE.get(cat, SEVERITY_SHARE["default"])
         data = {"report_id": f"R{i:07d}", "reporter_id": f"W{g:05d}", "category": cat,
-                "severity": ("low", "medium", "high")[int(self.rng.integers(3))],
+                "severity": ("low", "medium", "high")[int(self.rng.choice(3, p=shares))],
                 "text": TEXTS[cat], "lon": x, "lat": y, "observed_at": iso(t)}
         if self.rng.random() < 0.3:  # sent from a Chinese map app
             gx, gy = wgs84_to_gcj02(x, y)

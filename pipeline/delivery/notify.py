@@ -22,7 +22,11 @@ UPDATES = frozenset({"acknowledge", "resolve", "verify", "cancel", "merge"})
 EVENT_ZH = {"landslide": "地质灾害预警", "inactivity": "独居老人无活动", "device_offline": "设备离线",
             "sensor_stale": "监测设备数据中断", "report_cluster": "网格上报事件"}
 TRANSITION_ZH = {"dispatched": "派单", "repeated": "再次呼叫", "escalated": "升级上报",
-                 "unanswered_at_top": "最高层级仍无人响应"}
+                 "unanswered_at_top": "最高层级仍无人响应", "opened": "立案", "breach": "超时",
+                 "acknowledge": "签收", "arrive": "到场", "resolve": "办结", "verify": "核查结案",
+                 "reopen": "重新派单", "cancel": "撤销", "merge": "合并", "comment": "批注",
+                 "assign": "指派", "alert_added": "新增告警", "alert_resolved": "告警解除",
+                 "severity_changed": "等级变化", "fanned_out": "分派各网格", "child_progress": "网格进展"}
 
 
 @dataclass(frozen=True)
