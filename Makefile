@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# the dashboard's browser test drives Debian's chromium (and a CJK font for the screenshots)
+# the dashboard's browser test drives Debian's chromium (and a CJK font for the screenshots);
+# the alert rules test runs promtool (Debian's prometheus package)
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || { \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-	    chromium fonts-wqy-zenhei >/dev/null; }
+	    chromium fonts-wqy-zenhei prometheus >/dev/null; }
 
 # Apache Kafka's jars (org.apache.kafka:kafka_2.13 and its dependencies) into var/kafka, once;
 # without java or mvn this says so and the Kafka tests skip (CI: GRIDWATCH_TEST_KAFKA=required fails)

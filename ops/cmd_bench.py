@@ -34,6 +34,22 @@ def bench_geo(grids: int, points: int, adcode: str, as_json: bool) -> None:
     _print(run_geo_bench(grids=grids, points=points, adcode=adcode), as_json)
 
 
+@bench.command("dashboard")
+@click.option("--incidents", type=click.IntRange(100, 100_000), default=5000, show_default=True)
+@click.option("--rate", type=click.FloatRange(1, 10_000), default=200.0, show_default=True,
+              help="Incident updates a second on the live stream.")
+@click.option("--seconds", type=click.FloatRange(5, 600), default=30.0, show_default=True)
+@click.option("--workdir", default="var/bench-dashboard", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@readable_errors
+def bench_dashboard(incidents: int, rate: float, seconds: float, workdir: str, as_json: bool) -> None:
+    """The dashboard in Chromium under county load: input latency and long tasks, today's
+    rendering against round 1's in the same run."""
+    from ops.bench_dashboard import run_dashboard_bench
+
+    _print(run_dashboard_bench(incidents, rate, seconds, workdir), as_json)
+
+
 @bench.command("pipeline")
 @click.option("--events", type=click.IntRange(1000, 5_000_000), default=100_000,
               show_default=True)

@@ -26,9 +26,11 @@ def notifier(broker: str | None, topic_prefix: str | None, roster_file: str | No
     from pipeline.delivery.roster import load_roster
     from pipeline.delivery.service import Notifier
     from pipeline.logs import configure
+    from pipeline.telemetry import start_metrics_server
 
     s = settings_from(broker=broker, topic_prefix=topic_prefix, roster_file=roster_file)
     configure(s.log_level)
+    start_metrics_server(s, "notifier")
     roster = load_roster(s.roster_file) if s.roster_file else None  # else from rosters.v1
 
     async def main() -> None:

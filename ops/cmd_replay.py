@@ -34,9 +34,11 @@ def archive_run(root: str, broker: str | None, topic_prefix: str | None, flush_s
     """Copy every registry topic into the archive (group <app id>-archive), until Ctrl-C."""
     from ops.logio import ArchiveSink
     from pipeline.logs import configure
+    from pipeline.telemetry import start_metrics_server
 
     s = broker_settings(broker=broker, topic_prefix=topic_prefix)
     configure(s.log_level)
+    start_metrics_server(s, "archiver")
     sink = ArchiveSink(s, root, flush_s)
     signal.signal(signal.SIGTERM, lambda *_: sink.stop.set())
     try:

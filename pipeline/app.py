@@ -30,6 +30,7 @@ from pipeline.batch_ingest import BatchIngest
 from pipeline.detect.host import DetectorHost
 from pipeline.detect.wiring import build_host, subject_follower
 from pipeline.devices import DeviceFollower, load_devices_file
+from pipeline.envelope import STRUCTURED
 from pipeline.errors import ConfigError
 from pipeline.gate import DlqPolicy
 from pipeline.health import write_heartbeat
@@ -145,13 +146,15 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         async for events in stream.take_events(settings.batch_size, settings.batch_within_s):
             records = [RawRecord(short, e.message.partition, e.message.offset,
                                  int(e.message.timestamp * 1000) if e.message.timestamp else None,
-                                 e.message.key, e.message.value, redrive_count(e.message.headers))
+                                 e.message.key, e.message.value, redrive_count(e.message.headers),
+                                 e.message.headers or ())
                        for e in events]
             outputs = core.process(records)
             if settings.batch_size == 1:  # the naive baseline: one awaited send per record
                 for o in outputs:
                     await (await sink.producer.send(out_names[o.topic], o.value, key=o.key,
-                                                    timestamp_ms=o.timestamp_ms))
+                                                    timestamp_ms=o.timestamp_ms,
+                                                    headers=STRUCTURED))
             else:
                 await sink.send(outputs)  # acknowledged before these offsets are committed
             log_rejections(log, outputs)
@@ -179,7 +182,8 @@ def create_app(settings: Settings, core: IngestCore | None = None) -> faust.App:
         settings, host.cfg.clock.allowed_lateness, core.locator, host.subjects))
 
     async def send_dlq(key: bytes, value: bytes) -> None:
-        await (await get_sink()).producer.send_and_wait(out_names["dlq.v1"], value, key=key)
+        await (await get_sink()).producer.send_and_wait(out_names["dlq.v1"], value, key=key,
+                                                        headers=STRUCTURED)
 
     registry_dlq = DlqPolicy(send_dlq, settings.max_message_bytes, log)
     follower.dlq = subjects.dlq = registry_dlq
@@ -218,6 +222,9 @@ def run_worker(settings: Settings) -> None:
     check(settings)
     app = create_app(settings)
     from pipeline.logs import logging_config
+    from pipeline.telemetry import start_metrics_server
+
+    start_metrics_server(settings, "worker")  # the default registry: pipeline/telemetry.py
 
     level = "WARNING" if settings.log_level != "debug" else "INFO"
     # faust's worker replaces the root handler: hand it ours, so faust's, aiokafka's and

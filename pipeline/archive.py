@@ -29,6 +29,7 @@ import orjson
 
 from pipeline.errors import ConfigError
 from pipeline.replay import LogRecord
+from pipeline.telemetry import ARCHIVED_RECORDS
 
 SEGMENT_RE = re.compile(r"^p(\d+)\.o(\d+)-(\d+)\.t(\d+)-(\d+)\.n(\d+)\.jsonl\.gz$")
 
@@ -149,6 +150,7 @@ class ArchiveWriter:
         os.replace(tmp, folder / name)
         _fsync_dir(folder)  # the rename itself survives a power cut before offsets are committed
         self.segments_written += 1
+        ARCHIVED_RECORDS.labels(seg.topic).inc(seg.count)
         return Segment(folder / name, seg.topic, seg.partition, seg.first_offset, seg.last_offset,
                        seg.first_ms, seg.last_ms, seg.count)
 

@@ -73,7 +73,8 @@ class BatchIngest:
                 for tp, msgs in polled.items():
                     short = self.short[tp.topic]
                     records.extend(RawRecord(short, m.partition, m.offset, m.timestamp, m.key,
-                                             m.value, redrive_count(m.headers) if m.headers else 0)
+                                             m.value, redrive_count(m.headers) if m.headers else 0,
+                                             m.headers or ())
                                    for m in msgs)
                     offsets[tp] = msgs[-1].offset + 1
                 outputs = self.core.process(records)

@@ -43,9 +43,18 @@ from pipeline.detect.wiring import (
     level_record,
     tick_envelope,
 )
+from pipeline.envelope import STRUCTURED
 from pipeline.gate import DlqPolicy, TimeBounds, record_ms
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config
+from pipeline.telemetry import (
+    ALERTS,
+    DETECTOR_EVENTS,
+    PARTITION_REBUILD_SECONDS,
+    PARTITION_REBUILDS,
+    forget_partition,
+    tick_applied,
+)
 
 
 def register(app: faust.App, settings: Settings, host: DetectorHost, follower: Any) -> None:
@@ -62,10 +71,11 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
     async def send_alerts(items: list[Alert]) -> None:
         for a in items:
             key, value = a.encode()
-            await alerts.send(key=key, value=value)
+            await alerts.send(key=key, value=value, headers=STRUCTURED)
+            ALERTS.labels(a.kind).inc()
 
     async def send_dlq(key: bytes, value: bytes) -> None:
-        await dlq.send(key=key, value=value)
+        await dlq.send(key=key, value=value, headers=STRUCTURED)
 
     policy = DlqPolicy(send_dlq, settings.max_message_bytes, log)
     bounds = TimeBounds.of(settings)
@@ -75,7 +85,7 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
         for change in out.levels:
             for zone in change.zones:
                 key, value = level_record(change, zone)
-                await levels.send(key=key, value=value)
+                await levels.send(key=key, value=value, headers=STRUCTURED)
         for rej in out.rejected:
             await policy.write(msg, rej.code, rej.reason, rej.retriable, "detectors")
 
@@ -118,12 +128,17 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             return
         processed[partition] = upto[located_name] - 1
         rebuilt.add(partition)
+        PARTITION_REBUILDS.labels("detectors").inc()
+        PARTITION_REBUILD_SECONDS.labels("detectors").observe(time.monotonic() - started)
+        if last_tick:
+            tick_applied(partition, last_tick)
         log.info("detector_partition_rebuilt", partition=partition, located_events=n,
                  last_tick=last_tick or None, seconds=round(time.monotonic() - started, 2),
                  upto={"located": upto[located_name], "clock": upto[clock_name]})
 
     def drop_partition(partition: int) -> None:
         host.drop(partition)
+        forget_partition(partition)
         rebuilt.discard(partition)
         processed.pop(partition, None)
 
@@ -156,8 +171,10 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
                         host.stats.ticks_deferred += 1
                         continue
                     out = host.on_tick(msg.partition, item)
+                    tick_applied(msg.partition, item)
                 else:
                     out = host.on_located(msg.partition, item)
+                    DETECTOR_EVENTS.inc()
                 await emit(out, msg)
 
     zone_parts: dict[int, ZoneLevels] = {}  # levels.v1 partition -> its zones
@@ -209,7 +226,7 @@ def register(app: faust.App, settings: Settings, host: DetectorHost, follower: A
             tick = int(time.time() * 1000) // interval * interval  # the only wall-clock read
             for p in ticker.due(owned, tick):
                 await clock_topic.send(key=b"tick", value=orjson.dumps(tick_envelope(tick, p)),
-                                       partition=p)
+                                       partition=p, headers=STRUCTURED)
                 ticker.sent(p, tick)
                 log.debug("tick_written", partition=p, tick=tick)
 

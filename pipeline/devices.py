@@ -19,7 +19,7 @@ import fastjsonschema
 import orjson
 import yaml
 
-from pipeline.envelope import decode, make_event, validator
+from pipeline.envelope import decode, make_event, structured_from_binary, validator
 from pipeline.errors import ConfigError, Rejected
 
 _NUMERIC = {"lon", "lat"}
@@ -97,15 +97,19 @@ class RegistryFollower:
         self.version = 0
         self.dlq: Any = None  # a `pipeline.gate.DlqPolicy`: refused registrations are kept there
 
-    def apply(self, key: bytes | None, value: bytes | None) -> Rejected | None:
-        """Apply one registry record (a null value deletes); a refused one changes nothing and
-        is returned (`run` writes its DLQ record)."""
+    def apply(self, key: bytes | None, value: bytes | None, headers: object = (),
+              record_ms: int | None = None) -> Rejected | None:
+        """Apply one registry record (a null value deletes; `headers` of a CloudEvents
+        binary-mode record are read as its envelope); a refused one changes nothing and is
+        returned (`run` writes its DLQ record, with the value as received)."""
         self.version += 1
         if value is None:
             if key is not None:
                 self.registry.pop(key.decode("utf-8", "replace"), None)
             return None
         try:
+            if headers:
+                value = structured_from_binary(headers, value, self.max_bytes, record_ms) or value
             doc = decode(self.short, value, self.max_bytes)
         except Rejected as rej:
             self.rejected += 1
@@ -144,7 +148,7 @@ class RegistryFollower:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for tp, msgs in batch.items():
                     for m in msgs:
-                        rej = self.apply(m.key, m.value)
+                        rej = self.apply(m.key, m.value, m.headers, m.timestamp)
                         if rej is not None:
                             await self._refused(m, rej)
                     if msgs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -28,6 +29,11 @@ MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 INPUT_TYPES = {"reports.v1": "gridwatch.report.v1", "pings.v1": "gridwatch.ping.v1",
                "devices.v1": "gridwatch.device.v1", "subjects.v1": "gridwatch.subject.v1",
                "rosters.v1": "gridwatch.roster.v1"}
+
+#: the Kafka headers of every record gridwatch writes (CloudEvents Kafka protocol binding,
+#: structured mode: the value is the whole JSON envelope); tombstones carry none
+STRUCTURED = [("content-type", b"application/cloudevents+json; charset=UTF-8")]
+_ATTRIBUTE = re.compile(r"[a-z0-9]{1,20}")
 
 
 @cache
@@ -94,6 +100,72 @@ def json_object(value: bytes) -> dict:
     return doc
 
 
+def _header_text(name: str, raw: object) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return bytes(raw).decode("utf-8")  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise Rejected("bad_envelope", f"binary-mode record: header {name!r} is not UTF-8 text")
+
+
+def structured_from_binary(headers: object, value: bytes | None, max_bytes: int | None = None,
+                           record_ms: int | None = None) -> bytes | None:
+    """A CloudEvents binary-mode record (Kafka protocol binding: the attributes in ``ce_*``
+    headers, the data alone in the value, ``content-type: application/json``) -> the bytes of
+    the same event in structured mode, which every decoder reads.
+
+    None when the record is not binary mode (no ``ce_specversion`` header, or a structured
+    ``content-type: application/cloudevents+json``) or is a tombstone: use the value as it is.
+    Header names and values may be str or bytes. A binary-mode record without ``ce_time`` takes
+    its record timestamp (`record_ms`). `Rejected` (``bad_envelope``, or ``too_large`` /
+    ``not_json`` for the value) when it cannot be one: a missing ``ce_id``, ``ce_source`` or
+    ``ce_type``, a header that is not UTF-8, a content type that is not JSON.
+    """
+    if not headers or value is None:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    found: list[tuple[str, object]] = []
+    for item in items:  # type: ignore[union-attr]
+        try:
+            key, raw = item
+        except (TypeError, ValueError):
+            continue
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else key
+        if isinstance(name, str) and (name[:3].lower() == "ce_" or name.lower() == "content-type"):
+            found.append((name.lower(), raw))
+    if not any(name == "ce_specversion" for name, _ in found):
+        return None
+    ctype = next((raw for name, raw in found if name == "content-type"), None)
+    ctype_text = _header_text("content-type", ctype).strip() if ctype is not None else ""
+    if ctype_text.lower().startswith("application/cloudevents"):
+        return None  # structured mode: the value is the envelope
+    attrs: dict[str, Any] = {}
+    for name, raw in found:
+        if name == "content-type":
+            continue
+        attr = name[3:]
+        if not _ATTRIBUTE.fullmatch(attr) or attr in ("data", "datacontenttype"):
+            raise Rejected("bad_envelope", f"binary-mode record: header {name[:40]!r} is not a "
+                                           "CloudEvents attribute (ce_ + 1-20 of a-z 0-9)")
+        attrs[attr] = _header_text(name, raw)
+    missing = [f"ce_{a}" for a in ("id", "source", "type") if not attrs.get(a)]
+    if missing:
+        raise Rejected("bad_envelope", f"binary-mode record (ce_specversion header) has no "
+                                       f"{', '.join(missing)} header: a CloudEvents record needs "
+                                       "ce_id, ce_source and ce_type")
+    media = ctype_text.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise Rejected("bad_envelope", f"binary-mode record: content-type {ctype_text[:80]!r}; "
+                                       "gridwatch data is JSON (content-type: application/json)")
+    if "time" not in attrs and record_ms is not None and record_ms > 0:
+        attrs["time"] = iso_ms(record_ms)
+    body = json_object(check_size(value, max_bytes) if max_bytes is not None else value)
+    return orjson.dumps({**attrs, "datacontenttype": "application/json", "data": body})
+
+
 def decode_as(value: bytes | None, max_bytes: int, want_type: str, schema: str,
               bad_code: str = "bad_data", where: str = "") -> dict:
     """Size, JSON, CloudEvents envelope, type and data schema of one record -> the envelope."""
@@ -108,8 +180,18 @@ def decode_as(value: bytes | None, max_bytes: int, want_type: str, schema: str,
     try:
         validator(schema)(doc["data"])
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise Rejected(bad_code, _schema_reason(exc, "data"))
+        reason = _schema_reason(exc, "data")
+        if exc.rule == "additionalProperties" and exc.name == "data" and _extensible(schema):
+            reason += ": a producer's own fields go in the data's `extensions` object"
+        raise Rejected(bad_code, reason)
     return doc
+
+
+@cache
+def _extensible(schema_file: str) -> bool:
+    """Whether a data schema takes a producer's own fields under ``extensions``."""
+    schema = orjson.loads((SCHEMA_DIR / schema_file).read_bytes())
+    return "extensions" in schema.get("properties", {})
 
 
 def decode(topic_short: str, value: bytes | None, max_bytes: int) -> dict:

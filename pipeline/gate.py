@@ -41,6 +41,7 @@ import orjson
 
 from pipeline.envelope import decode_as, dlq_event, dlq_key, iso_ms, parse_time
 from pipeline.errors import Rejected
+from pipeline.telemetry import DLQ_RECORDS
 
 _MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
 
@@ -156,6 +157,7 @@ class DlqPolicy:
                        code, reason, retriable, keep_bytes=self.keep_bytes)
         await self.send(dlq_key(msg.topic), orjson.dumps(ev))
         self.counts[code] = self.counts.get(code, 0) + 1
+        DLQ_RECORDS.labels(stage or "unknown", code).inc()
         log = self.log.error if code == "internal_error" else self.log.warning
         log("input_rejected", stage=stage, code=code, reason=reason[:300], topic=msg.topic,
             partition=msg.partition, offset=msg.offset)

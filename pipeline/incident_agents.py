@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from typing import Any
 
@@ -25,7 +26,7 @@ from faust.types import TP
 
 from pipeline.clients import committed_offsets, read_partition
 from pipeline.detect.host import decode_record, event_ms
-from pipeline.envelope import check_size, make_event, validator
+from pipeline.envelope import STRUCTURED, check_size, make_event, structured_from_binary, validator
 from pipeline.errors import Rejected
 from pipeline.gate import DlqPolicy, TimeBounds, record_ms
 from pipeline.incident.host import Changes, IncidentHost
@@ -34,6 +35,7 @@ from pipeline.incident.records import escalation_record, incident_record, kpi_de
 from pipeline.incident.wiring import LINK_TYPE, decode_command
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config
+from pipeline.telemetry import ESCALATIONS, PARTITION_REBUILD_SECONDS, PARTITION_REBUILDS, SLA_BREACHES
 
 
 def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
@@ -52,7 +54,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
     sign_key = settings.command_verify_key()  # None: producers of commands.v1 are trusted
 
     async def send_dlq(key: bytes, value: bytes) -> None:
-        await t["dlq.v1"].send(key=key, value=value)
+        await t["dlq.v1"].send(key=key, value=value, headers=STRUCTURED)
 
     policy = DlqPolicy(send_dlq, max_bytes, log)
 
@@ -61,30 +63,38 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
         async for event in stream.events():
             msg = event.message
             async with policy.guard(msg, "route_commands"):
-                data = decode_command(msg.value, max_bytes, record_ms(msg), bounds, sign_key)
+                value = msg.value  # the DLQ keeps msg.value; a binary-mode one is routed structured
+                if msg.headers:
+                    value = structured_from_binary(msg.headers, value, max_bytes,
+                                                   record_ms(msg)) or value
+                data = decode_command(value, max_bytes, record_ms(msg), bounds, sign_key)
                 grid = data["incident_id"].split("~", 1)[0]
-                await t["incident-commands.v1"].send(key=grid.encode(), value=msg.value,
-                                                     timestamp=msg.timestamp)
+                await t["incident-commands.v1"].send(key=grid.encode(), value=value,
+                                                     timestamp=msg.timestamp, headers=STRUCTURED)
 
     async def emit(changes: Changes) -> None:
         for ev in changes.escalations:
             inc = changes.incidents[ev.incident_id]
             key, value = escalation_record(ev, inc)
-            await t["escalations.v1"].send(key=key, value=value)
+            await t["escalations.v1"].send(key=key, value=value, headers=STRUCTURED)
+            ESCALATIONS.labels(ev.action).inc()
+            if ev.action == "breach":
+                SLA_BREACHES.labels(ev.reason or "unknown").inc()
             d = deltas(inc, ev)
             if d:
                 for unit in units(inc):
                     k, v = kpi_delta_record(unit, ev, d)
-                    await t["kpi-deltas.v1"].send(key=k, value=v)
+                    await t["kpi-deltas.v1"].send(key=k, value=v, headers=STRUCTURED)
         for inc in changes.incidents.values():
             key, value = incident_record(inc)
-            await t["incidents.v1"].send(key=key, value=value)
+            await t["incidents.v1"].send(key=key, value=value, headers=STRUCTURED)
         for iid in changes.forgotten:  # a tombstone: compaction drops the ended incident
             await t["incidents.v1"].send(key=iid.encode(), value=None)
         for grid, link in changes.links:
             env = make_event(LINK_TYPE, f"{link['link']}:{link['incident_id']}:{link['at']}",
                              link["at"], link, subject=link["incident_id"], source="gridwatch/incidents")
-            await t["incident-commands.v1"].send(key=grid.encode(), value=orjson.dumps(env))
+            await t["incident-commands.v1"].send(key=grid.encode(), value=orjson.dumps(env),
+                                                 headers=STRUCTURED)
 
     def apply(partition: int, topic: str, value: bytes | None, ts: int | None) -> Changes:
         if topic == names["clock.v1"]:
@@ -103,6 +113,7 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
     revokes: dict[int, int] = {}  # partition -> times revoked: a rebuild a revoke overtook is redone
 
     async def rebuild(partition: int) -> None:
+        started = time.monotonic()
         generation = revokes.get(partition, 0)
         host.drop(partition)
         tops = (names["alerts.v1"], names["incident-commands.v1"], names["clock.v1"])
@@ -128,6 +139,8 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
             return
         processed[partition] = upto[names["alerts.v1"]] - 1
         rebuilt.add(partition)
+        PARTITION_REBUILDS.labels("incidents").inc()
+        PARTITION_REBUILD_SECONDS.labels("incidents").observe(time.monotonic() - started)
         log.info("incident_partition_rebuilt", partition=partition, records=len(history),
                  incidents=len(host.partition(partition).incidents))
 
@@ -196,7 +209,8 @@ def register(app: faust.App, settings: Settings, host: IncidentHost) -> None:
                 env = make_event("gridwatch.kpi.v1", f"kpi:{data['unit']}:{data['event_id']}",
                                  doc["time"], summary(data["unit"], counter), subject=data["unit"],
                                  source="gridwatch/kpis")
-                await t["kpis.v1"].send(key=data["unit"].encode(), value=orjson.dumps(env))
+                await t["kpis.v1"].send(key=data["unit"].encode(), value=orjson.dumps(env),
+                                        headers=STRUCTURED)
 
     @app.on_partitions_revoked.connect
     async def forget(app: faust.App, revoked: set, **_: Any) -> None:

@@ -17,9 +17,10 @@ import orjson
 
 from geo.coords import to_wgs84
 from geo.locate import Locator
-from pipeline.envelope import decode, dlq_event, iso, make_event, parse_time
+from pipeline.envelope import decode, dlq_event, iso, make_event, parse_time, structured_from_binary
 from pipeline.errors import Rejected
 from pipeline.settings import Settings
+from pipeline.telemetry import DLQ_RECORDS, track_ingest
 
 _DEVICE_FACTS = ("kind", "subject_id", "zone_id", "heartbeat_s")
 
@@ -35,6 +36,7 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     redrive_count: int = 0  # from the ``gridwatch-redrive-count`` header of a redriven record
+    headers: object = ()  # the record's headers: a CloudEvents binary-mode record has ce_* ones
 
 
 REDRIVE_HEADER = "gridwatch-redrive-count"
@@ -104,6 +106,7 @@ class IngestCore:
         self.settings = settings
         self.devices: MutableMapping[str, dict] = devices if devices is not None else {}
         self.stats = IngestStats()
+        track_ingest(self.stats)  # gridwatch_records_total{stage="ingest"}
         self._future = timedelta(seconds=settings.max_future_s)
         self._past = timedelta(seconds=settings.max_past_s)
         # per-grid output fragments, built once: no per-event allocation for paths
@@ -131,7 +134,11 @@ class IngestCore:
             if rec.key is not None:
                 self.devices.pop(rec.key.decode("utf-8", "replace"), None)
             return None
-        doc = decode(rec.topic, rec.value, self.settings.max_message_bytes)
+        value = rec.value  # the DLQ keeps rec.value, as received
+        if rec.headers:  # CloudEvents binary mode -> the structured envelope, for decoding only
+            value = structured_from_binary(rec.headers, value, self.settings.max_message_bytes,
+                                           rec.timestamp_ms) or value
+        doc = decode(rec.topic, value, self.settings.max_message_bytes)
         data = doc["data"]
         if rec.topic == "devices.v1":
             self.devices[data["device_id"]] = data
@@ -226,6 +233,7 @@ class IngestCore:
 
     def _dlq(self, rec: RawRecord, code: str, reason: str, retriable: bool = False) -> Outgoing:
         self.stats.dlq += 1
+        DLQ_RECORDS.labels("ingest", code).inc()
         ev = dlq_event(self.settings.topic(rec.topic), rec.partition, rec.offset,
                        rec.timestamp_ms, rec.key, rec.value, code, reason, retriable,
                        rec.redrive_count, keep_bytes=self.settings.max_message_bytes)

@@ -131,6 +131,8 @@ class Settings:
     log_level: str = "info"
     web_port: int = 6066
     web_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # GRIDWATCH_METRICS_PORT: Prometheus /metrics of this process
+    metrics_host: str = "127.0.0.1"
     web_clock: str = "wall"  # "wall", or "event": the newest event time on the board (simulations)
     tokens_file: str | None = None
     intake_rate: float = 10.0  # reports a second per token, after a burst of intake_burst
@@ -205,6 +207,8 @@ class Settings:
             log_level=level,
             web_port=_number(env, "GRIDWATCH_WEB_PORT", cls.web_port, 1, 65535),
             web_host=env.get("GRIDWATCH_WEB_HOST") or cls.web_host,
+            metrics_port=_number(env, "GRIDWATCH_METRICS_PORT", None, 1, 65535),
+            metrics_host=env.get("GRIDWATCH_METRICS_HOST") or cls.metrics_host,
             web_clock=_choice(env, "GRIDWATCH_WEB_CLOCK", cls.web_clock, ("wall", "event")),
             tokens_file=env.get("GRIDWATCH_TOKENS") or None,
             intake_rate=_number(env, "GRIDWATCH_INTAKE_RATE", cls.intake_rate, 0.01, 100_000, float),

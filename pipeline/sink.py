@@ -15,6 +15,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from pipeline.envelope import STRUCTURED
 from pipeline.ingest import Outgoing
 
 
@@ -42,11 +43,13 @@ class BatchSink:
             batch = batches.get(dest)
             if batch is None:
                 batch = batches[dest] = self.producer.create_batch()
-            meta = batch.append(key=o.key, value=o.value, timestamp=o.timestamp_ms)
+            meta = batch.append(key=o.key, value=o.value, timestamp=o.timestamp_ms,
+                                headers=STRUCTURED)
             if meta is None:  # batch full: ship it and start another
                 sends.append(await self._ship(batch, dest))
                 batch = batches[dest] = self.producer.create_batch()
-                batch.append(key=o.key, value=o.value, timestamp=o.timestamp_ms)
+                batch.append(key=o.key, value=o.value, timestamp=o.timestamp_ms,
+                             headers=STRUCTURED)
             n += 1
         for dest, batch in batches.items():
             sends.append(await self._ship(batch, dest))

@@ -43,11 +43,12 @@ from pipeline.delivery.notify import Delivery, plan
 from pipeline.delivery.queues import EndpointQueues
 from pipeline.delivery.roster import Roster, on_duty
 from pipeline.delivery.ssrf import guarded_session
-from pipeline.envelope import iso_ms, make_event
+from pipeline.envelope import STRUCTURED, iso_ms, make_event
 from pipeline.gate import DlqPolicy
 from pipeline.incident.policy import LADDER, responsible
 from pipeline.logs import get_logger, scrub_text
 from pipeline.settings import Settings, aiokafka_config, durable_producer
+from pipeline.telemetry import DELIVERIES, DELIVERY_SECONDS, watch_notifier
 
 ROSTER_MAX_BYTES = 16 << 20
 MAX_INFLIGHT = 2000  # escalations being delivered at once, all endpoints together
@@ -90,6 +91,7 @@ class Notifier:
         self.http: aiohttp.ClientSession | None = None
         self.names, self.shapes = atlas_lookups(settings.atlas)  # 镇 › 村 › 网格 by name; CAP areas
         self.queues = EndpointQueues()  # one slow receiver holds back only its own messages
+        watch_notifier(self)  # gridwatch_endpoint_circuit_open, gridwatch_endpoint_queue_depth
 
     @property
     def roster(self) -> Roster:
@@ -126,13 +128,18 @@ class Notifier:
         env = make_event("gridwatch.notification.v1", f"{nid}#{attempt}:{outcome}", data["at"], data,
                          subject=esc["incident_id"], source="gridwatch/notifier")
         await self.producer.send_and_wait(self.s.topic("notifications.v1"), orjson.dumps(env),
-                                          key=nid.encode())
+                                          key=nid.encode(), headers=STRUCTURED)
+        DELIVERIES.labels(data["channel"], outcome).inc()
         if outcome == "delivered":
             self.done.add(nid)
 
     async def _send(self, d: Delivery, esc: dict) -> None:
         ctx = SendContext(self.s, self.http, self.breakers, self.names, self.shapes)
-        await channel(d.channel).send(ctx, d, esc)
+        started = time.monotonic()
+        try:
+            await channel(d.channel).send(ctx, d, esc)
+        finally:
+            DELIVERY_SECONDS.labels(d.channel).observe(time.monotonic() - started)
 
     async def deliver(self, d: Delivery, esc: dict, fallback: bool = True) -> bool:
         """Send with retries; on final failure, call the next level. True when delivered."""
@@ -260,7 +267,8 @@ class Notifier:
         follower = self._roster_follower()
 
         async def send_dlq(key: bytes, value: bytes) -> None:
-            await self.producer.send_and_wait(self.s.topic("dlq.v1"), value, key=key)
+            await self.producer.send_and_wait(self.s.topic("dlq.v1"), value, key=key,
+                                              headers=STRUCTURED)
 
         follower.dlq = DlqPolicy(send_dlq, self.s.max_message_bytes, self.log)
         follow = asyncio.create_task(follower.run())

@@ -23,6 +23,7 @@ import orjson
 from pipeline.incident.lifecycle import OPEN_STATES
 from pipeline.web.auth import Principal
 
+COALESCED = "__coalesced__"  # a marker in a subscriber's queue: send its `latest` states now
 FOLLOWED = ("incidents.v1", "escalations.v1", "kpis.v1", "located.v1", "dlq.v1")
 HISTORY = frozenset({"escalations.v1", "located.v1", "dlq.v1"})
 TIMELINE = 100
@@ -38,6 +39,8 @@ class Subscriber:
     principal: Principal
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     dropped: bool = False
+    #: incident states waiting while the client is behind: the newest state of each wins
+    latest: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -157,10 +160,19 @@ class Board:
 
     # -- live stream ---------------------------------------------------------------------
     def publish(self, events: list[tuple[str, dict, list]]) -> None:
+        """Queue events for every subscriber that may see them. A client falling behind (its
+        queue half full) gets incident states coalesced: only the newest of each incident, sent
+        when it catches up (`COALESCED` in its queue); one that stops reading is cut."""
         for sub in list(self.subscribers):
             for name, data, path in events:
                 if not sub.principal.may_see(path):
                     continue
+                if name == "incident" and (sub.latest or sub.queue.qsize() >= sub.queue.maxsize // 2):
+                    first = not sub.latest
+                    sub.latest[data["incident_id"]] = data
+                    if not first:
+                        continue
+                    name, data = COALESCED, {}
                 try:
                     sub.queue.put_nowait((name, data))
                 except asyncio.QueueFull:  # a client that does not read is cut, not waited for

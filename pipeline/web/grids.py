@@ -12,6 +12,19 @@ import shapely
 from pipeline.web.auth import Principal
 
 
+def simplified(geoms: list, tolerance: float) -> list:
+    """Grid polygons simplified together (`coverage_simplify`: neighbours keep one shared edge,
+    no gaps or overlaps at low zoom) and rounded to 6 decimals (~0.1 m)."""
+    if not geoms:
+        return []
+    arr = shapely.from_wkb(shapely.to_wkb(geoms))
+    try:
+        arr = shapely.coverage_simplify(arr, tolerance)
+    except Exception:  # not a clean coverage (an atlas with overlaps): each on its own
+        arr = shapely.simplify(arr, tolerance, preserve_topology=True)
+    return list(shapely.set_precision(arr, 1e-6))
+
+
 class GridShapes:
     """The atlas's leaf grids (网格) and every unit's path."""
 
@@ -61,8 +74,7 @@ class GridShapes:
         # about half a screen pixel at this zoom (256-pixel tiles), in degrees
         tolerance = 360.0 / (256 * 2**zoom) / 2
         rows = [f for f in self.features if scope is None or scope in f[2]]
-        geoms = shapely.simplify(shapely.from_wkb(shapely.to_wkb([f[3] for f in rows])), tolerance,
-                                 preserve_topology=True) if rows else []
+        geoms = simplified([f[3] for f in rows], tolerance)
         feats = [{"type": "Feature", "id": code,
                   "properties": {"grid_id": code, "name": name, "path": list(path)},
                   "geometry": orjson.loads(shapely.to_geojson(g))}

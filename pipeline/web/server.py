@@ -27,14 +27,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from pipeline.envelope import iso_ms, make_event, parse_time, validator
+from pipeline.envelope import STRUCTURED, iso_ms, make_event, parse_time, validator
 from pipeline.errors import Rejected
 from pipeline.gate import sign_command
 from pipeline.incident.lifecycle import ALLOWED
 from pipeline.logs import get_logger
 from pipeline.settings import Settings, aiokafka_config, durable_producer
 from pipeline.web.auth import Principal, TokenBook
-from pipeline.web.board import FOLLOWED, Board, BoardFollower, Subscriber
+from pipeline.web.board import COALESCED, FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
 from pipeline.web.metrics import Metrics
 from topics.registry import SCHEMA_DIR, SCHEMA_PATH
@@ -54,7 +54,7 @@ ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
     "post_report": ("admin", "ingest"),
     "incidents": ALL_READERS, "incident": ALL_READERS, "command": ALL_READERS,
     "grids": ALL_READERS, "grid_status": ALL_READERS, "kpis": ALL_READERS, "reports": ALL_READERS,
-    "stream": ALL_READERS, "metrics": ("admin", "command_center"),
+    "stream": ALL_READERS, "metrics": ("admin", "command_center"), "names": ALL_READERS,
 }
 log = get_logger(component="web")
 #: on every response (`_security_headers`); the dashboard loads only its own files (Leaflet is
@@ -306,7 +306,8 @@ async def _send(ctx: WebContext, topic: str, value: bytes, key: bytes, timestamp
     if ctx.producer is None:
         raise _Problem(503, "the broker is not reachable yet: retry shortly")
     try:
-        await ctx.producer.send_and_wait(topic, value, key=key, timestamp_ms=timestamp_ms)
+        await ctx.producer.send_and_wait(topic, value, key=key, timestamp_ms=timestamp_ms,
+                                         headers=STRUCTURED)
     except KafkaError as exc:
         log.warning("web_send_failed", topic=topic, error=type(exc).__name__)
         raise _Problem(503, f"the broker did not take the record ({type(exc).__name__}): retry shortly")
@@ -427,8 +428,20 @@ def build_app(ctx: WebContext) -> web.Application:
             raise _Problem(400, "zoom must be an integer 0..20")
         if not 0 <= zoom <= 20:
             raise _Problem(400, "zoom must be an integer 0..20")
-        return web.Response(body=ctx.shapes.geojson(zoom, _principal(request)),
+        resp = web.Response(body=ctx.shapes.geojson(zoom, _principal(request)),
                             content_type="application/geo+json")
+        resp.enable_compression()  # gzip or deflate when the browser asks: polygons shrink ~5x
+        return resp
+
+    async def names(request: web.Request) -> web.Response:
+        """Names of the units the caller may see and their parents (镇, 村/社区, 网格), by code."""
+        who = _principal(request)
+        mine = set(ctx.shapes.path_of(who.scope)) if who.scope else set()
+        rows = {c: n for c, n in ctx.shapes.names.items()
+                if who.sees_all or c in mine or who.scope in ctx.shapes.path_of(c)}
+        resp = ok({"names": rows})
+        resp.enable_compression()
+        return resp
 
     async def grid_status(request: web.Request) -> web.Response:
         return ok(board.worst_by_grid(_principal(request)))
@@ -474,6 +487,11 @@ def build_app(ctx: WebContext) -> web.Application:
                 if item is None:  # the server is shutting down
                     break
                 name, data = item
+                if name == COALESCED:  # behind: the newest state of each incident, once
+                    states, sub.latest = list(sub.latest.values()), {}
+                    await resp.write(b"".join(b"event: incident\ndata: " + orjson.dumps(d) + b"\n\n"
+                                              for d in states))
+                    continue
                 await resp.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -505,6 +523,7 @@ def build_app(ctx: WebContext) -> web.Application:
     get("/api/v1/incidents/{incident_id}", incident, name="incident")
     post("/api/v1/incidents/{incident_id}/commands", command, name="command")
     get("/api/v1/grids", grids, name="grids")
+    get("/api/v1/names", names, name="names")
     get("/api/v1/grid-status", grid_status, name="grid_status")
     get("/api/v1/kpis", kpis, name="kpis")
     get("/api/v1/stream", stream, name="stream")

@@ -15,7 +15,8 @@ const T = {
         breach: "超时", unanswered_at_top: "顶层无人签收", arrive: "到场", verify: "核查结案", reopen: "重新派遣",
         cancel: "撤销", merge: "合并", assign: "指派", alert_added: "新告警", alert_resolved: "告警解除",
         severity_changed: "级别变化", fanned_out: "分派到网格", child_progress: "网格进展",
-        kind: "类型", grid: "网格", deadline: "时限", assignee: "承办人" },
+        kind: "类型", grid: "网格", deadline: "时限", assignee: "承办人", open_tab: "处置中", ended_tab: "已结束",
+        more: "更多", open_now: "在办", overdue_now: "已超时", acked_in_time_today: "今日按时签收" },
   en: { title: "Grid governance · command center", offline: "offline", live: "live", sign_in: "Sign in",
         token_hint: "access token", incidents: "Incidents", incident: "Incident", state: "State", level: "Level",
         sla: "SLA", kpis: "KPIs", reports: "Grid-worker reports", pick_unit: "Click a grid for its KPIs",
@@ -30,16 +31,35 @@ const T = {
         verify: "verified and closed", reopen: "reopened", cancel: "cancelled", merge: "merged", assign: "assigned",
         alert_added: "alert added", alert_resolved: "alert resolved", severity_changed: "severity changed",
         fanned_out: "fanned out to grids", child_progress: "grid progress", kind: "kind", grid: "grid",
-        deadline: "deadline", assignee: "assignee" },
+        deadline: "deadline", assignee: "assignee", open_tab: "Open", ended_tab: "Ended", more: "more",
+        open_now: "open", overdue_now: "overdue now", acked_in_time_today: "acknowledged in time today" },
 };
 const COLORS = { low: "#1e88e5", blue: "#1e88e5", medium: "#f9a825", yellow: "#f9a825", high: "#ef6c00",
                  orange: "#ef6c00", critical: "#c62828", red: "#c62828" };
 const ACTIONS = { acknowledge: ["dispatched"], resolve: ["dispatched", "acknowledged", "on_site"] };
+const PAGE = 100;  // rows drawn at once; "more" draws the next page
 const S = { lang: sessionStorage.getItem("gw-lang") || "zh", token: sessionStorage.getItem("gw-token") || "",
             me: null, incidents: new Map(), status: {}, layer: null, map: null, clockSkew: 0, unit: null,
-            detail: null };
+            detail: null, names: {}, tab: "open", shown: PAGE, layers: new Map(), colors: new Map(),
+            kpis: {} };
+// ?render=legacy: round 1's rendering (the whole table rebuilt on every stream event), kept so
+// `gridwatch bench dashboard` can measure the difference in the same run
+const LEGACY = new URLSearchParams(location.search).get("render") === "legacy";
+const OPEN = ["dispatched", "acknowledged", "on_site"];
+let frame = 0;
+/** Apply-then-render: stream events only change state; the page is drawn at most once a frame. */
+function schedule() {
+  if (LEGACY) { renderIncidents(); return; }
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderIncidents(); renderHeader(); });
+}
 
 const t = (k) => (T[S.lang][k] !== undefined ? T[S.lang][k] : k);
+const nameOf = (code) => S.names[code] || code;
+/** 镇 › 村 › 网格 by name (the county left out); codes on hover. */
+function place(path) {
+  const p = (path || []).slice(path && path.length > 1 ? 1 : 0);
+  return p.map(nameOf).join(" › ");
+}
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, text, cls) {
@@ -56,6 +76,7 @@ function applyLang() {
   $("#lang").textContent = S.lang === "zh" ? "EN" : "中文";
   $("#live").textContent = t($("#live").className === "on" ? "live" : "offline");
   renderIncidents();
+  renderHeader();
   renderLegend();
   if (S.detail) showDetail(S.detail);
 }
@@ -84,7 +105,93 @@ function countdown(inc) {
   return ms < 0 ? [t("overdue") + " " + text, "overdue"] : [text + " " + t("left"), ""];
 }
 
+function dueOf(inc) {
+  const d = inc.deadlines || {};
+  const due = d.acknowledge || (["acknowledged", "on_site"].includes(inc.state) && d.resolve);
+  return due ? Date.parse(due) : Infinity;
+}
+function endedAt(inc) { return inc.closed_at || inc.resolved_at || inc.acknowledged_at || inc.opened_at || ""; }
+
+function row(inc) {  // no listeners here: one delegated listener on the table body
+  const tr = el("tr", null, "sev-" + inc.severity + (inc.incident_id === S.detail ? " selected" : ""));
+  tr.dataset.incident = inc.incident_id;
+  const first = el("td");
+  const where = el("div", place(inc.path) || inc.grid_id, "where");
+  where.title = (inc.path || []).join(" › ");
+  first.append(where, el("div", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · "), "kind"));
+  const [sla, cls] = countdown(inc);
+  tr.append(first, el("td", t(inc.state), "state"), el("td", t(inc.level)), el("td", sla, cls));
+  const acts = el("td");
+  if (S.me && S.me.may_act) {
+    for (const [action, states] of Object.entries(ACTIONS)) {
+      if (!states.includes(inc.state)) continue;
+      const b = el("button", t(action), "act-" + action);
+      b.type = "button";
+      b.dataset.action = action;
+      acts.append(b);
+    }
+  }
+  tr.append(acts);
+  return tr;
+}
+
 function renderIncidents() {
+  if (LEGACY) { renderIncidentsLegacy(); return; }
+  const body = $("#incidents tbody");
+  if (!body) return;
+  const all = [...S.incidents.values()];
+  const open = all.filter((i) => OPEN.includes(i.state)).sort((a, b) => dueOf(a) - dueOf(b));
+  const ended = all.filter((i) => !OPEN.includes(i.state)).sort((a, b) => endedAt(b).localeCompare(endedAt(a)));
+  const rows = S.tab === "open" ? open : ended;
+  $("#tab-open").textContent = t("open_tab") + " (" + open.length + ")";
+  $("#tab-ended").textContent = t("ended_tab") + " (" + ended.length + ")";
+  $("#tab-open").classList.toggle("on", S.tab === "open");
+  $("#tab-ended").classList.toggle("on", S.tab === "ended");
+  const frag = document.createDocumentFragment();
+  for (const inc of rows.slice(0, S.shown)) frag.append(row(inc));
+  body.replaceChildren(frag);
+  $("#more").hidden = rows.length <= S.shown;
+}
+
+function onTableClick(ev) {
+  const tr = ev.target.closest("tr");
+  if (!tr || !tr.dataset.incident) return;
+  const b = ev.target.closest("button[data-action]");
+  if (b) act(tr.dataset.incident, b.dataset.action, b);
+  else showDetail(tr.dataset.incident);
+}
+
+/** 一屏观全域: the county's (or the caller's unit's) figures at a glance, live. */
+function renderHeader() {
+  const box = $("#header-kpis");
+  if (!box) return;
+  const open = [...S.incidents.values()].filter((i) => OPEN.includes(i.state));
+  const now = serverNow();
+  const byLevel = {};
+  for (const i of open) byLevel[i.level] = (byLevel[i.level] || 0) + 1;
+  const today = new Date(now + 8 * 3600e3).toISOString().slice(0, 10);  // China Standard Time
+  const ackedToday = [...S.incidents.values()].filter((i) => i.acknowledged_at &&
+    new Date(Date.parse(i.acknowledged_at) + 8 * 3600e3).toISOString().slice(0, 10) === today);
+  const inTime = ackedToday.filter((i) => !(i.breaches || []).includes("acknowledge")).length;
+  const unit = (S.me && S.me.scope) || Object.keys(S.kpis).find((u) => u.length === 6) || Object.keys(S.kpis)[0];
+  const k = S.kpis[unit] || {};
+  const items = [["open_now", open.length], ["overdue_now", open.filter((i) => dueOf(i) < now).length],
+                 ...["grid_worker", "grid_leader", "community", "town", "district"].map((l) => [l, byLevel[l] || 0]),
+                 ["acked_in_time_today", inTime + " / " + ackedToday.length],
+                 ["closure_rate", k.closure_rate == null ? "–" : (k.closure_rate * 100).toFixed(1) + " %"],
+                 ["mtta_s", k.mtta_s == null ? "–" : Math.round(k.mtta_s)],
+                 ["mttr_s", k.mttr_s == null ? "–" : Math.round(k.mttr_s)]];
+  const frag = document.createDocumentFragment();
+  for (const [key, value] of items) {
+    const d = el("div", null, "kpi-" + key);
+    d.append(el("b", value), el("span", t(key)));
+    frag.append(d);
+  }
+  box.replaceChildren(frag);
+  box.title = unit ? nameOf(unit) + " (" + unit + ")" : "";
+}
+
+function renderIncidentsLegacy() {
   const body = $("#incidents tbody");
   if (!body) return;
   body.replaceChildren();
@@ -135,13 +242,14 @@ async function showDetail(id) {
   const head = $("#detail-head");
   head.replaceChildren();
   const rows = [["incident", inc.incident_id], ["kind", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · ")],
-                ["grid", (inc.path || []).join(" › ")], ["state", t(inc.state)], ["level", t(inc.level) + " (" + inc.unit + ")"],
+                ["grid", place(inc.path)], ["state", t(inc.state)], ["level", t(inc.level) + " (" + nameOf(inc.unit) + ")"],
                 ["opened", inc.opened_at], ["deadline", (inc.deadlines || {}).acknowledge || (inc.deadlines || {}).resolve],
                 ["assignee", inc.assignee]];
   for (const [k, v] of rows) head.append(el("dt", t(k)), el("dd", v === null || v === undefined ? "–" : v));
   const list = $("#timeline");
   list.replaceChildren();
-  for (const e of d.escalations) {
+  const byTime = [...d.escalations].sort((a, b) => (a.at || "").localeCompare(b.at || "") || (a.step - b.step));
+  for (const e of byTime) {
     const li = el("li");
     li.dataset.transition = e.transition;
     li.append(el("div", [e.at, t(e.level), (e.to || []).join(", "), e.actor].filter(Boolean).join(" · "), "meta"),
@@ -181,7 +289,11 @@ async function loadGrids() {
   const zoom = S.map.getZoom() || 12;
   const fc = await api("/api/v1/grids?zoom=" + Math.max(0, Math.min(20, Math.round(zoom))));
   if (S.layer) S.layer.remove();
+  S.layers = new Map();
+  S.colors = new Map();
   S.layer = L.geoJSON(fc, { style: gridStyle, onEachFeature: (f, layer) => {
+    S.layers.set(f.properties.grid_id, layer);
+    S.colors.set(f.properties.grid_id, gridStyle(f).fillColor + gridStyle(f).fillOpacity);
     layer.on("click", () => showUnit(f.properties));
     layer.bindTooltip(() => { const d = el("div"); d.textContent = f.properties.name + " " + f.properties.grid_id; return d; });
   } }).addTo(S.map);
@@ -192,7 +304,13 @@ async function loadGrids() {
 
 async function refreshStatus() {
   S.status = await api("/api/v1/grid-status");
-  if (S.layer) S.layer.setStyle(gridStyle);
+  if (!S.layer) return;
+  if (LEGACY) { S.layer.setStyle(gridStyle); return; }
+  for (const [id, layer] of S.layers) {  // only the grids whose colour changed
+    const style = gridStyle(layer.feature);
+    const key = style.fillColor + style.fillOpacity;
+    if (S.colors.get(id) !== key) { layer.setStyle(style); S.colors.set(id, key); }
+  }
 }
 
 async function showUnit(props) {
@@ -263,15 +381,18 @@ function onEvent(name, data) {
   }
   if (name === "incident") {
     S.incidents.set(data.incident_id, data);
-    renderIncidents();
-    clearTimeout(statusTimer); statusTimer = setTimeout(refreshStatus, 200);
+    schedule();
+    if (LEGACY) { clearTimeout(statusTimer); statusTimer = setTimeout(refreshStatus, 200); }
+    else if (!statusTimer) statusTimer = setTimeout(() => { statusTimer = null; refreshStatus().catch(() => {}); }, 500);
   } else if (name === "incident_removed") {  // ended long ago: the worker forgot it
     S.incidents.delete(data.incident_id);
-    renderIncidents();
+    schedule();
   } else if (name === "report") {
     addReport(data, true);
-  } else if (name === "kpi" && S.unit && S.unit.path.includes(data.unit)) {
-    showUnit(S.unit);
+  } else if (name === "kpi") {
+    S.kpis[data.unit] = data;
+    schedule();
+    if (S.unit && S.unit.path.includes(data.unit)) showUnit(S.unit);
   }
 }
 
@@ -282,16 +403,24 @@ async function start() {
   S.clockSkew = (S.me.now || Date.now()) - Date.now();
   $("#who").textContent = S.me.name + " · " + S.me.role + (S.me.scope ? " · " + S.me.scope : "");
   $("#login").hidden = true;
+  try { S.names = (await api("/api/v1/names")).names || {}; } catch (_) { S.names = {}; }
+  try { S.kpis = (await api("/api/v1/kpis")).kpis || {}; } catch (_) { S.kpis = {}; }
+  if (!LEGACY) $("#incidents tbody").addEventListener("click", onTableClick);
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.addEventListener("click", () => { S.tab = b.dataset.tab; S.shown = PAGE; schedule(); });
+  }
+  $("#more").addEventListener("click", () => { S.shown += PAGE; schedule(); });
   S.map = L.map("map", { zoomControl: true, attributionControl: false }).setView([34.1, 112.1], 10);
   S.map.on("zoomend", () => loadGrids().catch((e) => showError(e.message)));
   await Promise.all([loadGrids(), refreshStatus()]);
-  const list = await api("/api/v1/incidents?limit=200");
+  const list = await api("/api/v1/incidents?limit=5000");
   for (const inc of list.incidents) S.incidents.set(inc.incident_id, inc);
   renderIncidents();
+  renderHeader();
   const reps = await api("/api/v1/reports");
   for (const r of reps.reports) addReport(r, false);
   stream();
-  setInterval(renderIncidents, 30000);  // countdowns
+  setInterval(schedule, 30000);  // countdowns
   document.body.dataset.ready = "true";
 }
 

@@ -270,7 +270,7 @@ async def test_the_error_on_notifications_v1_has_no_url_query():
         def __init__(self) -> None:
             self.sent: list[dict] = []
 
-        async def send_and_wait(self, topic, value, key=None):
+        async def send_and_wait(self, topic, value, key=None, headers=None):
             self.sent.append(orjson.loads(value)["data"])
 
     n = Notifier(Settings.from_env({}), roster_from_dict(ROSTER))

@@ -44,7 +44,8 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict, bytes, int]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes, timestamp_ms: int) -> None:
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes, timestamp_ms: int,
+                            headers: list | None = None) -> None:
         self.sent.append((topic, orjson.loads(value), key, timestamp_ms))
 
     async def stop(self) -> None:
