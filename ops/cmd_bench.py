@@ -44,7 +44,7 @@ def bench_geo(grids: int, points: int, adcode: str, as_json: bool) -> None:
 @readable_errors
 def bench_dashboard(incidents: int, rate: float, seconds: float, workdir: str, as_json: bool) -> None:
     """The dashboard in Chromium under county load: input latency and long tasks, today's
-    rendering against round 1's in the same run."""
+    rendering against the earlier one (?render=legacy) in the same run."""
     from ops.bench_dashboard import run_dashboard_bench
 
     _print(run_dashboard_bench(incidents, rate, seconds, workdir), as_json)
