@@ -11,13 +11,18 @@ PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser kafka demo test lint unit integration e2e bench clean
+.PHONY: install browser kafka demo test lint unit integration e2e bench clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[test,maps]"
 	touch $(STAMP)
+
+# refresh the lock (pip constraints) from the project's .venv after a dependency change
+lock: $(STAMP)
+	@{ head -3 requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^gridwatch'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 install: $(STAMP)
 

