@@ -36,6 +36,7 @@ from pipeline.settings import Settings, aiokafka_config, durable_producer
 from pipeline.web.auth import Principal, TokenBook
 from pipeline.web.board import COALESCED, FOLLOWED, Board, BoardFollower, Subscriber
 from pipeline.web.grids import GridShapes
+from pipeline.web.layers import KINDS, MapLayers
 from pipeline.web.metrics import Metrics
 from topics.registry import SCHEMA_DIR, SCHEMA_PATH
 
@@ -55,6 +56,7 @@ ROUTES: dict[str, tuple[str, ...]] = {  # route name -> roles allowed
     "incidents": ALL_READERS, "incident": ALL_READERS, "command": ALL_READERS,
     "grids": ALL_READERS, "grid_status": ALL_READERS, "kpis": ALL_READERS, "reports": ALL_READERS,
     "stream": ALL_READERS, "metrics": ("admin", "command_center"), "names": ALL_READERS,
+    "layers": ALL_READERS,
 }
 log = get_logger(component="web")
 #: on every response (`_security_headers`); the dashboard loads only its own files (Leaflet is
@@ -139,6 +141,7 @@ class WebContext:
     follower: BoardFollower | None = None
     tasks: list = field(default_factory=list)
     keys: RecentKeys = field(default_factory=RecentKeys)
+    layers: MapLayers = field(default_factory=lambda: MapLayers(None, {}))
     command_rate: TokenBucket | None = None  # per token; None: from the settings
     streams: dict[str, int] = field(default_factory=dict)  # token name -> open live streams
 
@@ -433,6 +436,22 @@ def build_app(ctx: WebContext) -> web.Application:
         resp.enable_compression()  # gzip or deflate when the browser asks: polygons shrink ~5x
         return resp
 
+    async def layers(request: web.Request) -> web.Response:
+        """One map layer (towns, villages, hazards, points, police) with its live state."""
+        kind = request.match_info["kind"]
+        if kind not in KINDS:
+            raise _Problem(404, f"no layer {kind[:32]!r}; layers: {', '.join(KINDS)}")
+        try:
+            zoom = int(request.query.get("zoom", "12"))
+        except ValueError:
+            raise _Problem(400, "zoom must be an integer 0..20")
+        if not 0 <= zoom <= 20:
+            raise _Problem(400, "zoom must be an integer 0..20")
+        resp = web.Response(body=ctx.layers.geojson(kind, zoom, _principal(request), board.incidents),
+                            content_type="application/geo+json")
+        resp.enable_compression()
+        return resp
+
     async def names(request: web.Request) -> web.Response:
         """Names of the units the caller may see and their parents (镇, 村/社区, 网格), by code."""
         who = _principal(request)
@@ -523,6 +542,7 @@ def build_app(ctx: WebContext) -> web.Application:
     get("/api/v1/incidents/{incident_id}", incident, name="incident")
     post("/api/v1/incidents/{incident_id}/commands", command, name="command")
     get("/api/v1/grids", grids, name="grids")
+    get("/api/v1/layers/{kind}", layers, name="layers")
     get("/api/v1/names", names, name="names")
     get("/api/v1/grid-status", grid_status, name="grid_status")
     get("/api/v1/kpis", kpis, name="kpis")
@@ -664,10 +684,13 @@ def context_from(settings: Settings, tokens: TokenBook, clock: Callable[[], int]
     """The web context for these settings (atlas for the grid shapes, intake rate)."""
     from geo.layers import load_atlas
 
-    shapes = GridShapes(load_atlas(settings.atlas)) if settings.atlas else GridShapes(None)
+    atlas = load_atlas(settings.atlas) if settings.atlas else None
+    shapes = GridShapes(atlas)
     board = Board()
-    return WebContext(settings, tokens, board, shapes, Metrics(), TokenBucket(settings.intake_rate,
-                      settings.intake_burst), clock or _board_or_wall(board, settings))
+    ctx = WebContext(settings, tokens, board, shapes, Metrics(), TokenBucket(settings.intake_rate,
+                     settings.intake_burst), clock or _board_or_wall(board, settings))
+    ctx.layers = MapLayers(atlas, shapes.paths)
+    return ctx
 
 
 def _board_or_wall(board: Board, settings: Settings) -> Callable[[], int]:

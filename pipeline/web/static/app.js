@@ -16,7 +16,10 @@ const T = {
         cancel: "撤销", merge: "合并", assign: "指派", alert_added: "新告警", alert_resolved: "告警解除",
         severity_changed: "级别变化", fanned_out: "分派到网格", child_progress: "网格进展",
         kind: "类型", grid: "网格", deadline: "时限", assignee: "承办人", open_tab: "处置中", ended_tab: "已结束",
-        more: "更多", open_now: "在办", overdue_now: "已超时", acked_in_time_today: "今日按时签收" },
+        more: "更多", open_now: "在办", overdue_now: "已超时", acked_in_time_today: "今日按时签收",
+        towns: "乡镇边界", villages: "村(社区)边界", hazards: "隐患区(当前等级)", points: "监测点", police: "警格",
+        ok: "正常", stale: "数据中断", offline: "离线", layers: "图层", critical_l: "特别严重", high_l: "严重",
+        medium_l: "较重", low_l: "一般" },
   en: { title: "Grid governance · command center", offline: "offline", live: "live", sign_in: "Sign in",
         token_hint: "access token", incidents: "Incidents", incident: "Incident", state: "State", level: "Level",
         sla: "SLA", kpis: "KPIs", reports: "Grid-worker reports", pick_unit: "Click a grid for its KPIs",
@@ -32,7 +35,10 @@ const T = {
         alert_added: "alert added", alert_resolved: "alert resolved", severity_changed: "severity changed",
         fanned_out: "fanned out to grids", child_progress: "grid progress", kind: "kind", grid: "grid",
         deadline: "deadline", assignee: "assignee", open_tab: "Open", ended_tab: "Ended", more: "more",
-        open_now: "open", overdue_now: "overdue now", acked_in_time_today: "acknowledged in time today" },
+        open_now: "open", overdue_now: "overdue now", acked_in_time_today: "acknowledged in time today",
+        towns: "town boundaries", villages: "village boundaries", hazards: "hazard zones (current level)",
+        points: "monitoring points", police: "police grids", ok: "ok", stale: "stale", offline: "offline",
+        layers: "Layers", critical_l: "critical", high_l: "high", medium_l: "medium", low_l: "low" },
 };
 const COLORS = { low: "#1e88e5", blue: "#1e88e5", medium: "#f9a825", yellow: "#f9a825", high: "#ef6c00",
                  orange: "#ef6c00", critical: "#c62828", red: "#c62828" };
@@ -41,7 +47,7 @@ const PAGE = 100;  // rows drawn at once; "more" draws the next page
 const S = { lang: sessionStorage.getItem("gw-lang") || "zh", token: sessionStorage.getItem("gw-token") || "",
             me: null, incidents: new Map(), status: {}, layer: null, map: null, clockSkew: 0, unit: null,
             detail: null, names: {}, tab: "open", shown: PAGE, layers: new Map(), colors: new Map(),
-            kpis: {} };
+            kpis: {}, overlays: new Map() };
 // ?render=legacy: round 1's rendering (the whole table rebuilt on every stream event), kept so
 // `gridwatch bench dashboard` can measure the difference in the same run
 const LEGACY = new URLSearchParams(location.search).get("render") === "legacy";
@@ -276,8 +282,50 @@ function renderLegend() {
   const lg = $("#legend");
   lg.replaceChildren(el("b", t("incidents")));
   for (const [name, color] of [["critical", COLORS.critical], ["high", COLORS.high], ["medium", COLORS.medium], ["low", COLORS.low]]) {
-    const sw = el("span"); sw.style.background = color; lg.append(sw, el("i", name));
+    const sw = el("span"); sw.style.background = color; lg.append(sw, el("i", t(name + "_l")));
   }
+  lg.append(el("b", t("layers")));
+  for (const kind of LAYER_KINDS) {
+    const label = el("label", null, "layer-toggle");
+    const box = el("input");
+    box.type = "checkbox"; box.dataset.layer = kind; box.checked = S.overlays.has(kind);
+    box.addEventListener("change", () => toggleLayer(kind, box.checked));
+    label.append(box, el("span", t(kind)));
+    lg.append(label);
+  }
+}
+
+const LAYER_KINDS = ["towns", "villages", "hazards", "points", "police"];
+const POINT_COLORS = { ok: "#2e7d32", stale: "#f9a825", offline: "#c62828" };
+function layerStyle(kind) {
+  return (f) => {
+    const p = f.properties;
+    if (kind === "hazards") return { color: COLORS[p.level] || "#777", weight: 2, fillOpacity: p.level === "none" ? 0.05 : 0.35, fillColor: COLORS[p.level] || "#777" };
+    if (kind === "police") return { color: "#5c6bc0", weight: 1, dashArray: "4 4", fillOpacity: 0 };
+    return { color: kind === "towns" ? "#111" : "#555", weight: kind === "towns" ? 3 : 1.5, fillOpacity: 0 };
+  };
+}
+async function toggleLayer(kind, on) {
+  if (!S.map) return;
+  const old = S.overlays.get(kind);
+  if (old) old.remove();
+  S.overlays.delete(kind);
+  if (!on) return;
+  const zoom = Math.max(0, Math.min(20, Math.round(S.map.getZoom() || 12)));
+  const fc = await api("/api/v1/layers/" + kind + "?zoom=" + zoom);
+  const layer = L.geoJSON(fc, { style: layerStyle(kind), interactive: kind !== "towns" && kind !== "villages",
+    pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 5, weight: 1, color: "#222",
+      fillColor: POINT_COLORS[f.properties.state] || "#777", fillOpacity: 0.9, className: "point-" + f.properties.state }),
+    onEachFeature: (f, lyr) => lyr.bindTooltip(() => {
+      const p = f.properties;
+      return el("div", [p.name || p.id, p.id, p.level ? t(p.level === "none" ? "none" : p.level) : "", p.state ? t(p.state) : ""].filter(Boolean).join(" · "));
+    }) }).addTo(S.map);
+  layer.getLayers().forEach((l) => { if (l.getElement) { const e = l.getElement(); if (e) e.dataset.layer = kind; } });
+  S.overlays.set(kind, layer);
+  document.body.dataset["layer_" + kind] = String(fc.features.length);
+}
+function refreshOverlays() {
+  for (const kind of ["hazards", "points"]) if (S.overlays.has(kind)) toggleLayer(kind, true).catch(() => {});
 }
 
 function gridStyle(feature) {
@@ -383,7 +431,7 @@ function onEvent(name, data) {
     S.incidents.set(data.incident_id, data);
     schedule();
     if (LEGACY) { clearTimeout(statusTimer); statusTimer = setTimeout(refreshStatus, 200); }
-    else if (!statusTimer) statusTimer = setTimeout(() => { statusTimer = null; refreshStatus().catch(() => {}); }, 500);
+    else if (!statusTimer) statusTimer = setTimeout(() => { statusTimer = null; refreshStatus().catch(() => {}); refreshOverlays(); }, 500);
   } else if (name === "incident_removed") {  // ended long ago: the worker forgot it
     S.incidents.delete(data.incident_id);
     schedule();
