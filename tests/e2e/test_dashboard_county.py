@@ -108,6 +108,12 @@ def test_names_kpis_open_and_ended_and_layers_on_a_county(embedded_broker, share
             first = page.locator("#incidents tbody tr .where").first
             expect(first).to_contain_text("德亭镇 › ")
             assert "410325105" in first.get_attribute("title")
+            page.fill("#search", "德亭镇第1村")  # search by name (or code)
+            expect(page.locator("#tab-open")).to_contain_text("(3)")
+            page.fill("#search", "no-such-place")
+            expect(page.locator("#tab-open")).to_contain_text("(0)")
+            page.fill("#search", "")
+            expect(page.locator("#incidents tbody")).to_contain_text("独居老人无活动")  # kinds in Chinese
             page.click("#tab-ended")
             expect(page.locator("#incidents tbody tr")).to_have_count(1)
             expect(page.locator("#incidents tbody tr td.state")).to_have_text("已结案")

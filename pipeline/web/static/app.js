@@ -19,7 +19,12 @@ const T = {
         more: "更多", open_now: "在办", overdue_now: "已超时", acked_in_time_today: "今日按时签收",
         towns: "乡镇边界", villages: "村(社区)边界", hazards: "隐患区(当前等级)", points: "监测点", police: "警格",
         ok: "正常", stale: "数据中断", offline: "离线", layers: "图层", critical_l: "特别严重", high_l: "严重",
-        medium_l: "较重", low_l: "一般" },
+        medium_l: "较重", low_l: "一般", search_hint: "按名称或编码查找",
+        inactivity: "独居老人无活动", landslide: "地质灾害", device_offline: "设备离线", sensor_stale: "监测中断",
+        report_cluster: "网格上报", low: "一般", medium: "较重", high: "严重", critical: "特别严重",
+        blue: "蓝色", yellow: "黄色", orange: "橙色", red: "红色", public_facilities: "公共设施",
+        roads_traffic: "道路交通", city_appearance: "市容环境", street_order: "街面秩序",
+        safety_hazard: "安全隐患", dispute: "矛盾纠纷", fraud_risk: "涉诈风险", emergency: "突发事件" },
   en: { title: "Grid governance · command center", offline: "offline", live: "live", sign_in: "Sign in",
         token_hint: "access token", incidents: "Incidents", incident: "Incident", state: "State", level: "Level",
         sla: "SLA", kpis: "KPIs", reports: "Grid-worker reports", pick_unit: "Click a grid for its KPIs",
@@ -38,7 +43,8 @@ const T = {
         open_now: "open", overdue_now: "overdue now", acked_in_time_today: "acknowledged in time today",
         towns: "town boundaries", villages: "village boundaries", hazards: "hazard zones (current level)",
         points: "monitoring points", police: "police grids", ok: "ok", stale: "stale", offline: "offline",
-        layers: "Layers", critical_l: "critical", high_l: "high", medium_l: "medium", low_l: "low" },
+        layers: "Layers", critical_l: "critical", high_l: "high", medium_l: "medium", low_l: "low",
+        search_hint: "find by name or code" },
 };
 const COLORS = { low: "#1e88e5", blue: "#1e88e5", medium: "#f9a825", yellow: "#f9a825", high: "#ef6c00",
                  orange: "#ef6c00", critical: "#c62828", red: "#c62828" };
@@ -124,7 +130,7 @@ function row(inc) {  // no listeners here: one delegated listener on the table b
   const first = el("td");
   const where = el("div", place(inc.path) || inc.grid_id, "where");
   where.title = (inc.path || []).join(" › ");
-  first.append(where, el("div", [inc.kind, inc.category, inc.severity].filter(Boolean).join(" · "), "kind"));
+  first.append(where, el("div", [inc.kind, inc.category, inc.severity].filter(Boolean).map(t).join(" · "), "kind"));
   const [sla, cls] = countdown(inc);
   tr.append(first, el("td", t(inc.state), "state"), el("td", t(inc.level)), el("td", sla, cls));
   const acts = el("td");
@@ -145,7 +151,8 @@ function renderIncidents() {
   if (LEGACY) { renderIncidentsLegacy(); return; }
   const body = $("#incidents tbody");
   if (!body) return;
-  const all = [...S.incidents.values()];
+  const q = (S.query || "").trim().toLowerCase();
+  const all = [...S.incidents.values()].filter((i) => !q || matches(i, q));
   const open = all.filter((i) => OPEN.includes(i.state)).sort((a, b) => dueOf(a) - dueOf(b));
   const ended = all.filter((i) => !OPEN.includes(i.state)).sort((a, b) => endedAt(b).localeCompare(endedAt(a)));
   const rows = S.tab === "open" ? open : ended;
@@ -157,6 +164,12 @@ function renderIncidents() {
   for (const inc of rows.slice(0, S.shown)) frag.append(row(inc));
   body.replaceChildren(frag);
   $("#more").hidden = rows.length <= S.shown;
+}
+
+/** Search by name or code: any unit on the incident's path, its id, kind or category. */
+function matches(inc, q) {
+  const words = [inc.incident_id, inc.kind, inc.category, ...(inc.path || []), ...(inc.path || []).map(nameOf)];
+  return words.some((w) => w && String(w).toLowerCase().includes(q));
 }
 
 function onTableClick(ev) {
@@ -458,6 +471,7 @@ async function start() {
     b.addEventListener("click", () => { S.tab = b.dataset.tab; S.shown = PAGE; schedule(); });
   }
   $("#more").addEventListener("click", () => { S.shown += PAGE; schedule(); });
+  $("#search").addEventListener("input", () => { S.query = $("#search").value; S.shown = PAGE; schedule(); });
   S.map = L.map("map", { zoomControl: true, attributionControl: false }).setView([34.1, 112.1], 10);
   S.map.on("zoomend", () => loadGrids().catch((e) => showError(e.message)));
   await Promise.all([loadGrids(), refreshStatus()]);
