@@ -34,6 +34,9 @@ TEXTS = {"public_facilities": "路灯不亮", "roads_traffic": "路面塌陷", "
 CATEGORY_SHARE = (0.22, 0.09, 0.38, 0.18, 0.04, 0.07, 0.015, 0.005)
 SEVERITY_SHARE = {"default": (0.72, 0.24, 0.04), "safety_hazard": (0.3, 0.45, 0.25),
                   "emergency": (0.0, 0.3, 0.7), "fraud_risk": (0.4, 0.4, 0.2)}
+#: reports among the non-gauge events: ~150 cases a simulated day for the demo county, about what
+#: a county's grid workers file (most inputs are sensor pings)
+REPORT_SHARE = 0.055
 START = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 
 
@@ -119,7 +122,7 @@ class Simulator:
                 yield self._gauge(i, t, ts, storm=t >= storm_from)
             elif r < self.bad_share:
                 yield self._bad(i, t, ts)
-            elif r < 0.3:
+            elif r < self.bad_share + REPORT_SHARE:
                 yield self._report(i, t, ts)
             else:
                 s = self.subjects[int(self.rng.integers(len(self.subjects)))]
