@@ -158,7 +158,8 @@ class Notifier:
                 if last:
                     break
                 backoff = self.s.notify_backoff_s * 2 ** (attempt - 1) * random.random()
-                await asyncio.sleep(max(backoff, exc.retry_after or 0.0))  # Retry-After honoured
+                # Retry-After honoured (at most a minute here; the endpoint's queue waits, no other)
+                await asyncio.sleep(max(backoff, min(exc.retry_after or 0.0, 60.0)))
         self.log.warning("delivery_failed", notification=d.notification_id, error=error)
         if fallback:
             await self._fall_back(d, esc)
@@ -293,8 +294,9 @@ class Notifier:
                 while sum(map(len, inflight.values())) > MAX_INFLIGHT:  # bounded memory
                     await asyncio.sleep(0.05)
                     await self._commit_done(consumer, inflight)
-            for dq in inflight.values():  # let what was started finish (SIGTERM: the grace)
-                await asyncio.gather(*(f for _, f in dq), return_exceptions=True)
+            started = [f for dq in inflight.values() for _, f in dq]
+            if started:  # SIGTERM: what was started gets a 10 s grace; the rest is sent again
+                await asyncio.wait(started, timeout=10)
             await self._commit_done(consumer, inflight)
         finally:
             await self.queues.close()
