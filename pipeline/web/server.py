@@ -262,6 +262,17 @@ def _command_body_check() -> Callable[[Any], Any]:
                                    "properties": {k: props[k] for k in COMMAND_BODY}})
 
 
+def _zoom(request: web.Request) -> int:
+    """The map zoom of a grids or layers request (0..20, default 12), else 400."""
+    try:
+        zoom = int(request.query.get("zoom", "12"))
+    except ValueError:
+        zoom = -1
+    if not 0 <= zoom <= 20:
+        raise _Problem(400, "zoom must be an integer 0..20")
+    return zoom
+
+
 def _command_id(body: dict, header: str | None) -> str | None:
     """The caller's id of this command: ``command_id`` in the body or the ``Idempotency-Key``."""
     if not header:
@@ -425,12 +436,7 @@ def build_app(ctx: WebContext) -> web.Application:
         return ok({"accepted": cid, "incident_id": inc["incident_id"], "action": action}, 202)
 
     async def grids(request: web.Request) -> web.Response:
-        try:
-            zoom = int(request.query.get("zoom", "12"))
-        except ValueError:
-            raise _Problem(400, "zoom must be an integer 0..20")
-        if not 0 <= zoom <= 20:
-            raise _Problem(400, "zoom must be an integer 0..20")
+        zoom = _zoom(request)
         resp = web.Response(body=ctx.shapes.geojson(zoom, _principal(request)),
                             content_type="application/geo+json")
         resp.enable_compression()  # gzip or deflate when the browser asks: polygons shrink ~5x
@@ -441,12 +447,7 @@ def build_app(ctx: WebContext) -> web.Application:
         kind = request.match_info["kind"]
         if kind not in KINDS:
             raise _Problem(404, f"no layer {kind[:32]!r}; layers: {', '.join(KINDS)}")
-        try:
-            zoom = int(request.query.get("zoom", "12"))
-        except ValueError:
-            raise _Problem(400, "zoom must be an integer 0..20")
-        if not 0 <= zoom <= 20:
-            raise _Problem(400, "zoom must be an integer 0..20")
+        zoom = _zoom(request)
         resp = web.Response(body=ctx.layers.geojson(kind, zoom, _principal(request), board.incidents),
                             content_type="application/geo+json")
         resp.enable_compression()

@@ -109,9 +109,9 @@ async function api(path, opts = {}) {
 function serverNow() { return Date.now() + S.clockSkew; }
 
 function countdown(inc) {
-  const due = inc.deadlines && (inc.deadlines.acknowledge || (["acknowledged", "on_site"].includes(inc.state) && inc.deadlines.resolve));
-  if (!due) return ["", ""];
-  const ms = Date.parse(due) - serverNow();
+  const due = dueOf(inc);
+  if (due === Infinity) return ["", ""];
+  const ms = due - serverNow();
   const mins = Math.round(Math.abs(ms) / 60000);
   const text = mins >= 120 ? Math.round(mins / 60) + " h" : mins + " min";
   return ms < 0 ? [t("overdue") + " " + text, "overdue"] : [text + " " + t("left"), ""];
